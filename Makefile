@@ -1,0 +1,120 @@
+# gatehouse — one Makefile. `make help` lists the targets.
+# SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer into build-san/.
+
+SAN     ?= 0
+PREFIX  ?= /usr
+DESTDIR ?=
+VERSION := 0.1.0
+
+ifeq ($(SAN),1)
+BUILD   := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1
+else
+BUILD   := build
+SANFLAGS :=
+OPT     := -O2
+endif
+
+PKGS    := sqlite3 jansson inih libuv libsystemd openssl
+CC      ?= gcc
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wconversion -Wno-sign-conversion \
+           -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  := -std=c11 -D_GNU_SOURCE -DGH_VERSION='"$(VERSION)"' $(OPT) -g $(WARN) $(SANFLAGS) \
+           -Idaemon -Idrivers -I$(BUILD) $(shell pkg-config --cflags $(PKGS))
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+LDFLAGS := $(SANFLAGS)
+
+# daemon/*.c minus the two mains form libgatehouse.a, linked by the
+# daemon, the CLI, the tests and the benches.
+LIB_SRC := $(filter-out daemon/gatehoused.c daemon/gatehouse.c,$(wildcard daemon/*.c)) $(wildcard drivers/*.c)
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(notdir $(LIB_SRC))) $(BUILD)/obj/schema_gen.o
+LIB     := $(BUILD)/libgatehouse.a
+SCHEMA  := $(sort $(wildcard schema/[0-9][0-9][0-9]-*.sql))
+
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+BINS := $(BUILD)/gatehoused $(BUILD)/gatehouse
+
+.PHONY: all check check-unit check-san bench demo deps install deb clean help
+
+all: $(BINS)
+
+help:
+	@echo "make deps     install the Debian packages (root, apt-get)"
+	@echo "make          build $(BINS)"
+	@echo "make check    all tests, normal build and ASan+UBSan build"
+	@echo "make bench    benchmarks (prints figures)"
+	@echo "make demo     daemon on a seeded site, decisions being made"
+	@echo "make install  DESTDIR=... PREFIX=/usr"
+
+vpath %.c daemon drivers
+$(BUILD)/obj/%.o: %.c | $(BUILD)/obj
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/schema_gen.c: tools/embed-schema.sh $(SCHEMA) | $(BUILD)/obj
+	sh tools/embed-schema.sh $@ $(SCHEMA)
+
+$(BUILD)/obj/schema_gen.o: $(BUILD)/schema_gen.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/gatehoused: $(BUILD)/obj/gatehoused.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/gatehouse: $(BUILD)/obj/gatehouse.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIB) | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcriterion
+
+$(BUILD)/bench/%: bench/%.c $(LIB) | $(BUILD)/bench
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:
+	mkdir -p $@
+
+# Unit and integration tests of this build; each binary is a Criterion suite.
+check-unit: $(BINS) $(TEST_BIN)
+	@set -e; export GH_BUILD=$(BUILD); for t in $(TEST_BIN); do \
+		echo "== $$t"; $$t --jobs 2 --short-filename; done
+	@GH_BUILD=$(BUILD) sh tests/cli/run.sh
+
+check-san:
+	$(MAKE) SAN=1 check-unit
+
+check:
+	$(MAKE) SAN=0 check-unit
+	$(MAKE) SAN=1 check-unit
+
+bench: $(BINS) $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b; done
+
+demo: $(BINS)
+	sh tools/demo.sh $(BUILD)
+
+deps:
+	sh tools/deps.sh
+
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(PREFIX)/share/gatehouse/web-ui $(DESTDIR)$(PREFIX)/share/gatehouse/profiles \
+		$(DESTDIR)/etc/gatehouse $(DESTDIR)/lib/systemd/system
+	install -m 0755 $(BUILD)/gatehoused $(DESTDIR)$(PREFIX)/sbin/gatehoused
+	install -m 0755 $(BUILD)/gatehouse $(DESTDIR)$(PREFIX)/bin/gatehouse
+	install -m 0644 systemd/gatehoused.service $(DESTDIR)/lib/systemd/system/
+	install -m 0640 packaging/gatehouse.conf $(DESTDIR)/etc/gatehouse/gatehouse.conf
+	if ls drivers/profiles/*.ini >/dev/null 2>&1; then install -m 0644 drivers/profiles/*.ini \
+		$(DESTDIR)$(PREFIX)/share/gatehouse/profiles/; fi
+	cp -r web-ui/. $(DESTDIR)$(PREFIX)/share/gatehouse/web-ui/
+
+clean:
+	rm -rf build build-san
+
+-include $(wildcard $(BUILD)/obj/*.d)

@@ -1,0 +1,908 @@
+/* Access decisions from local state. Order of checks (the most specific
+ * reason wins when refused): device and relay, method allowed on the relay,
+ * credential, credential validity, holder enabled and not expired,
+ * apartment valid time, relay schedule, access groups / temp key scope,
+ * temp key uses (consumed last, atomically). */
+#include "engine.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "entity_int.h"
+#include "jutil.h"
+#include "log.h"
+#include "schedule.h"
+#include "settings.h"
+#include "timeutil.h"
+
+struct engine {
+	store_t *st;
+	unsigned settings_gen;
+	int settings_loaded;
+	settings_t set;
+};
+
+static const char *const reason_names[R__COUNT] = {
+	"", "unknown_credential", "outside_schedule", "expired", "relay_not_allowed",
+	"apartment_expired", "uses_exhausted", "disabled", "unknown_device",
+};
+
+const char *engine_reason_name(int r) { return r >= 0 && r < R__COUNT ? reason_names[r] : "?"; }
+
+engine_t *engine_new(store_t *st)
+{
+	engine_t *en = calloc(1, sizeof *en);
+	if (en)
+		en->st = st;
+	return en;
+}
+
+void engine_free(engine_t *en)
+{
+	if (!en)
+		return;
+	settings_free(&en->set);
+	free(en);
+}
+
+static int refresh_settings(engine_t *en)
+{
+	if (en->settings_loaded && en->settings_gen == store_settings_gen(en->st))
+		return 0;
+	settings_free(&en->set);
+	if (settings_load(en->st, &en->set))
+		return -1;
+	if (strcmp(gh_tz_name(), en->set.timezone) && gh_tz_set(en->set.timezone))
+		log_warn("engine", "site time zone %s unknown, keeping %s", en->set.timezone, gh_tz_name());
+	en->settings_gen = store_settings_gen(en->st);
+	en->settings_loaded = 1;
+	return 0;
+}
+
+/* ---- candidate relays ---- */
+
+typedef struct cand {
+	int n;           /* device relay number or board channel */
+	int64_t methods; /* 0 = all */
+	char schedule[64];
+	char board[64];  /* device relay wired to a board channel */
+	int channel;
+	int ok;          /* granted so far */
+	int why;         /* reason when not */
+} cand_t;
+
+typedef struct dctx {
+	engine_t *en;
+	const access_req_t *q;
+	int64_t now;
+	int is_board;
+	const char *tid;  /* device MAC or board id */
+	int dev_type;
+	char dev_area[16], dev_building[64], dev_apartment[64];
+	cand_t c[ENGINE_MAX_RELAYS];
+	int nc;
+} dctx_t;
+
+static void copy_col(char *dst, size_t len, sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	snprintf(dst, len, "%s", t ? (const char *)t : "");
+}
+
+/* Does relay mask M allow METHOD? Aliases: a temp key is typed as a PIN or
+ * shown as a QR code; "app" covers the app's home and talking pages. */
+static int method_allowed(int64_t m, const char *method)
+{
+	if (m == 0)
+		return 1;
+	int k = method_index(method);
+	if (k >= 0 && (m >> k) & 1)
+		return 1;
+	if (!strcmp(method, "tempkey"))
+		return method_allowed(m, "pin") || method_allowed(m, "qr");
+	if (!strcmp(method, "app"))
+		return ((m >> method_index("app_home")) & 1) || ((m >> method_index("app_talk")) & 1);
+	if (!strcmp(method, "app_home") || !strcmp(method, "app_talk"))
+		return (m >> method_index("app")) & 1;
+	return 0;
+}
+
+static int load_target(dctx_t *d, gh_err_t *err)
+{
+	store_t *st = d->en->st;
+	if (d->is_board) {
+		sqlite3_stmt *s = store_stmt(st, "SELECT building FROM relay_boards WHERE id = ?");
+		if (!s)
+			return store_db_err(st, err, "reading board");
+		sqlite3_bind_text(s, 1, d->tid, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) != SQLITE_ROW) {
+			sqlite3_reset(s);
+			return 1;
+		}
+		copy_col(d->dev_building, sizeof d->dev_building, s, 0);
+		sqlite3_reset(s);
+		snprintf(d->dev_area, sizeof d->dev_area, "site");
+		s = store_stmt(st, "SELECT channel FROM board_channels WHERE board = ?1 AND (?2 = 0 OR channel = ?2) "
+				   "AND function IN ('door', 'barrier', 'other') ORDER BY channel");
+		if (!s)
+			return store_db_err(st, err, "reading channels");
+		sqlite3_bind_text(s, 1, d->tid, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 2, d->q->relay);
+		while (sqlite3_step(s) == SQLITE_ROW && d->nc < ENGINE_MAX_RELAYS) {
+			cand_t *c = &d->c[d->nc++];
+			memset(c, 0, sizeof *c);
+			c->n = sqlite3_column_int(s, 0);
+		}
+		sqlite3_reset(s);
+		if (d->nc == 0 && d->q->relay > 0) {
+			/* a channel not described in the board's list is still a channel */
+			d->c[0] = (cand_t){ .n = d->q->relay };
+			d->nc = 1;
+		}
+		return 0;
+	}
+	sqlite3_stmt *s = store_stmt(st, "SELECT type, area, building, apartment FROM devices WHERE id = ?");
+	if (!s)
+		return store_db_err(st, err, "reading device");
+	sqlite3_bind_text(s, 1, d->tid, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return 1;
+	}
+	d->dev_type = sqlite3_column_int(s, 0);
+	copy_col(d->dev_area, sizeof d->dev_area, s, 1);
+	copy_col(d->dev_building, sizeof d->dev_building, s, 2);
+	copy_col(d->dev_apartment, sizeof d->dev_apartment, s, 3);
+	sqlite3_reset(s);
+	s = store_stmt(st, "SELECT n, methods, schedule, board, channel FROM device_relays "
+			   "WHERE device = ?1 AND (?2 = 0 OR n = ?2) ORDER BY n");
+	if (!s)
+		return store_db_err(st, err, "reading relays");
+	sqlite3_bind_text(s, 1, d->tid, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, d->q->relay);
+	while (sqlite3_step(s) == SQLITE_ROW && d->nc < ENGINE_MAX_RELAYS) {
+		cand_t *c = &d->c[d->nc++];
+		memset(c, 0, sizeof *c);
+		c->n = sqlite3_column_int(s, 0);
+		c->methods = sqlite3_column_int64(s, 1);
+		copy_col(c->schedule, sizeof c->schedule, s, 2);
+		copy_col(c->board, sizeof c->board, s, 3);
+		c->channel = sqlite3_column_int(s, 4);
+	}
+	sqlite3_reset(s);
+	return 0;
+}
+
+/* ---- schedules ---- */
+
+static void sched_from_row(sqlite3_stmt *s, int col, sched_t *o)
+{
+	memset(o, 0, sizeof *o);
+	o->repeat = sqlite3_column_int(s, col);
+	o->has_start = sqlite3_column_type(s, col + 1) != SQLITE_NULL;
+	o->start = sqlite3_column_int64(s, col + 1);
+	o->has_end = sqlite3_column_type(s, col + 2) != SQLITE_NULL;
+	o->end = sqlite3_column_int64(s, col + 2);
+	o->days = (unsigned)sqlite3_column_int(s, col + 3);
+	o->from_min = sqlite3_column_type(s, col + 4) == SQLITE_NULL ? -1 : sqlite3_column_int(s, col + 4);
+	o->to_min = sqlite3_column_type(s, col + 5) == SQLITE_NULL ? -1 : sqlite3_column_int(s, col + 5);
+}
+
+/* Relay schedule (an access group's schedule): 1 open, 0 closed. A
+ * schedule naming a group that no longer exists keeps the relay closed. */
+static int relay_schedule_open(dctx_t *d, const char *grp)
+{
+	sqlite3_stmt *s = store_stmt(d->en->st, "SELECT repeat, start_ts, end_ts, days, from_min, to_min "
+					       "FROM access_groups WHERE id = ?");
+	if (!s)
+		return 0;
+	sqlite3_bind_text(s, 1, grp, -1, SQLITE_STATIC);
+	int open = 0;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		sched_t sc;
+		sched_from_row(s, 0, &sc);
+		open = sched_eval(&sc, d->now) == SCHED_OPEN;
+	}
+	sqlite3_reset(s);
+	return open;
+}
+
+/* ---- holders ---- */
+
+typedef struct holder {
+	int is_key;
+	char id[64];        /* person or temp key */
+	char cred[64];
+	int has_from, has_until;
+	int64_t from, until;
+	int long_term;
+	char type[16];
+} holder_t;
+
+#define MAX_HOLDERS 8
+
+static int find_holders(dctx_t *d, holder_t *h, int *nh, gh_err_t *err)
+{
+	store_t *st = d->en->st;
+	const char *m = d->q->method, *code = d->q->code;
+	char canon[136];
+	*nh = 0;
+	int is_pin = !strcmp(m, "pin"), is_key = !strcmp(m, "tempkey"), is_qr = !strcmp(m, "qr");
+	int is_app = !strcmp(m, "app") || !strcmp(m, "bluetooth") || !strcmp(m, "nfc") ||
+		     !strcmp(m, "app_home") || !strcmp(m, "app_talk");
+	size_t n = 0;
+	for (const char *p = code; *p && n + 1 < sizeof canon; p++) {
+		if (!strcmp(m, "plate") && (*p == ' ' || *p == '-' || *p == '.'))
+			continue;
+		canon[n++] = (!strcmp(m, "rf") || !strcmp(m, "uhf") || !strcmp(m, "plate"))
+				 ? (char)toupper((unsigned char)*p)
+				 : *p;
+	}
+	canon[n] = '\0';
+
+	if (is_app) {
+		/* app unlocks arrive with the person id (or their app account) */
+		sqlite3_stmt *s = store_stmt(st, "SELECT id FROM persons WHERE id = ?1 OR "
+						 "json_extract(data, '$.app_account') = ?1 LIMIT 1");
+		if (!s)
+			return store_db_err(st, err, "reading person");
+		sqlite3_bind_text(s, 1, canon, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			memset(&h[0], 0, sizeof h[0]);
+			copy_col(h[0].id, sizeof h[0].id, s, 0);
+			h[0].long_term = 1;
+			*nh = 1;
+		}
+		sqlite3_reset(s);
+		return 0;
+	}
+
+	/* person credentials (and credentials bound to temp keys) */
+	if (!is_key) {
+		const char *type = is_pin ? "pin" : m;
+		char scopes[4][64];
+		int nscopes = 0;
+		if (is_pin && d->en->set.apt_pin && d->q->apt && *d->q->apt) {
+			/* APT+PIN: the APT names the apartment, within the device's building */
+			sqlite3_stmt *s = store_stmt(st, "SELECT id FROM apartments WHERE apt = ?1 AND "
+							 "(?2 = '' OR building = ?2) LIMIT 4");
+			if (!s)
+				return store_db_err(st, err, "reading apartment");
+			sqlite3_bind_text(s, 1, d->q->apt, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, d->dev_building, -1, SQLITE_STATIC);
+			while (sqlite3_step(s) == SQLITE_ROW && nscopes < 4)
+				copy_col(scopes[nscopes++], 64, s, 0);
+			sqlite3_reset(s);
+		} else {
+			/* site-wide PINs; in APT+PIN mode without an APT: staff and delivery PINs */
+			scopes[nscopes++][0] = '\0';
+		}
+		for (int i = 0; i < nscopes; i++) {
+			sqlite3_stmt *s = store_stmt(st, "SELECT id, person, temp_key, valid_from, valid_until, "
+							 "long_term, type FROM credentials WHERE type = ? AND "
+							 "code = ? AND scope = ? LIMIT 8");
+			if (!s)
+				return store_db_err(st, err, "reading credential");
+			sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, canon, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 3, scopes[i], -1, SQLITE_STATIC);
+			while (sqlite3_step(s) == SQLITE_ROW && *nh < MAX_HOLDERS) {
+				holder_t *x = &h[(*nh)++];
+				memset(x, 0, sizeof *x);
+				copy_col(x->cred, sizeof x->cred, s, 0);
+				x->is_key = sqlite3_column_type(s, 1) == SQLITE_NULL;
+				copy_col(x->id, sizeof x->id, s, x->is_key ? 2 : 1);
+				x->has_from = sqlite3_column_type(s, 3) != SQLITE_NULL;
+				x->from = sqlite3_column_int64(s, 3);
+				x->has_until = sqlite3_column_type(s, 4) != SQLITE_NULL;
+				x->until = sqlite3_column_int64(s, 4);
+				x->long_term = sqlite3_column_int(s, 5);
+				copy_col(x->type, sizeof x->type, s, 6);
+			}
+			sqlite3_reset(s);
+		}
+	}
+	/* temp keys: their PIN code or QR */
+	if (is_pin || is_key || is_qr) {
+		sqlite3_stmt *s = store_stmt(st, "SELECT id, apartment FROM temp_keys WHERE code = ?1 UNION "
+						 "SELECT id, apartment FROM temp_keys WHERE qr = ?1 LIMIT 8");
+		if (!s)
+			return store_db_err(st, err, "reading temp key");
+		sqlite3_bind_text(s, 1, canon, -1, SQLITE_STATIC);
+		while (sqlite3_step(s) == SQLITE_ROW && *nh < MAX_HOLDERS) {
+			char apt_id[64];
+			copy_col(apt_id, sizeof apt_id, s, 1);
+			if (is_pin && d->en->set.apt_pin && d->q->apt && *d->q->apt && *apt_id) {
+				/* APT+PIN: the key must belong to the APT typed */
+				sqlite3_stmt *a = store_stmt(st, "SELECT 1 FROM apartments WHERE id = ? AND apt = ?");
+				if (!a)
+					return store_db_err(st, err, "reading apartment");
+				sqlite3_bind_text(a, 1, apt_id, -1, SQLITE_STATIC);
+				sqlite3_bind_text(a, 2, d->q->apt, -1, SQLITE_STATIC);
+				int match = sqlite3_step(a) == SQLITE_ROW;
+				sqlite3_reset(a);
+				if (!match)
+					continue;
+			}
+			holder_t *x = &h[(*nh)++];
+			memset(x, 0, sizeof *x);
+			x->is_key = 1;
+			copy_col(x->id, sizeof x->id, s, 0);
+			x->long_term = 1;
+			snprintf(x->type, sizeof x->type, "tempkey");
+		}
+		sqlite3_reset(s);
+	}
+	return 0;
+}
+
+/* ---- floors ---- */
+
+static void floors_from_json(access_result_t *r, const char *json)
+{
+	json_t *a = json ? json_loads(json, 0, NULL) : NULL;
+	size_t i;
+	json_t *f;
+	json_array_foreach(a, i, f) {
+		const char *lab = json_string_value(f);
+		if (!lab)
+			continue;
+		if (!strcmp(lab, "all")) {
+			r->all_floors = 1;
+			continue;
+		}
+		if (r->nfloors < ENGINE_MAX_FLOORS)
+			snprintf(r->floors[r->nfloors++], 8, "%s", lab);
+	}
+	json_decref(a);
+}
+
+static void apartment_floor(dctx_t *d, const char *apt, access_result_t *r)
+{
+	sqlite3_stmt *s = store_stmt(d->en->st, "SELECT floor, building FROM apartments WHERE id = ?");
+	if (!s)
+		return;
+	sqlite3_bind_text(s, 1, apt, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		if (sqlite3_column_type(s, 0) != SQLITE_NULL && r->nfloors < ENGINE_MAX_FLOORS)
+			copy_col(r->floors[r->nfloors++], 8, s, 0);
+		if (!r->lift_building[0])
+			copy_col(r->lift_building, sizeof r->lift_building, s, 1);
+	}
+	sqlite3_reset(s);
+}
+
+/* 0 valid, else R_APARTMENT_EXPIRED; -1 db error */
+static int apartment_valid(dctx_t *d, const char *apt)
+{
+	sqlite3_stmt *s = store_stmt(d->en->st, "SELECT valid_from, valid_until FROM apartments WHERE id = ?");
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, apt, -1, SQLITE_STATIC);
+	int r = 0;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		if ((sqlite3_column_type(s, 0) != SQLITE_NULL && d->now < sqlite3_column_int64(s, 0)) ||
+		    (sqlite3_column_type(s, 1) != SQLITE_NULL && d->now >= sqlite3_column_int64(s, 1)))
+			r = R_APARTMENT_EXPIRED;
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+/* ---- person ---- */
+
+static int eval_groups(dctx_t *d, cand_t *c, const char *person, const char *apt,
+		       const char *building)
+{
+	/* groups that hold this relay and that the person belongs to: directly,
+	 * through their apartment or building, or as the building's default group */
+	sqlite3_stmt *s = store_stmt(d->en->st,
+		"SELECT g.repeat, g.start_ts, g.end_ts, g.days, g.from_min, g.to_min "
+		"FROM group_relays r JOIN access_groups g ON g.id = r.grp "
+		"WHERE r.tkind = ?1 AND r.tid = ?2 AND r.tn = ?3 AND ("
+		" EXISTS (SELECT 1 FROM group_members m WHERE m.grp = g.id AND ("
+		"  (m.mkind = 'p' AND m.member = ?4) OR (m.mkind = 'a' AND m.member = ?5) OR"
+		"  (m.mkind = 'b' AND m.member = ?6)))"
+		" OR (?7 AND g.building = ?6))");
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, d->is_board ? "b" : "d", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, d->tid, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, c->n);
+	sqlite3_bind_text(s, 4, person, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, apt, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, building, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 7, *apt != '\0'); /* default groups serve the building's residents */
+	int found = 0, open = 0;
+	while (!open && sqlite3_step(s) == SQLITE_ROW) {
+		sched_t sc;
+		sched_from_row(s, 0, &sc);
+		found = 1;
+		open = sched_eval(&sc, d->now) == SCHED_OPEN;
+	}
+	sqlite3_reset(s);
+	if (open)
+		return R_NONE;
+	return found ? R_OUTSIDE_SCHEDULE : R_RELAY_NOT_ALLOWED;
+}
+
+static int eval_person(dctx_t *d, const holder_t *h, access_result_t *r, gh_err_t *err)
+{
+	store_t *st = d->en->st;
+	if (h->has_until && d->now >= h->until)
+		return R_EXPIRED;
+	if (h->has_from && d->now < h->from)
+		return R_OUTSIDE_SCHEDULE;
+	sqlite3_stmt *s = store_stmt(st, "SELECT p.kind, p.apartment, p.active, p.expires_at, "
+					 "p.first_name, p.last_name, json_extract(p.data, '$.floors'), "
+					 "COALESCE(a.building, p.building) FROM persons p "
+					 "LEFT JOIN apartments a ON a.id = p.apartment WHERE p.id = ?");
+	if (!s)
+		return store_db_err(st, err, "reading person");
+	sqlite3_bind_text(s, 1, h->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return R_UNKNOWN_CREDENTIAL;
+	}
+	char kind[16], apt[64], floors[512], building[64];
+	copy_col(kind, sizeof kind, s, 0);
+	copy_col(apt, sizeof apt, s, 1);
+	int active = sqlite3_column_int(s, 2);
+	int has_exp = sqlite3_column_type(s, 3) != SQLITE_NULL;
+	int64_t exp = sqlite3_column_int64(s, 3);
+	snprintf(r->person_name, sizeof r->person_name, "%s%s%s", sqlite3_column_text(s, 4),
+		 sqlite3_column_bytes(s, 5) ? " " : "", sqlite3_column_text(s, 5));
+	copy_col(floors, sizeof floors, s, 6);
+	copy_col(building, sizeof building, s, 7);
+	sqlite3_reset(s);
+	snprintf(r->person, sizeof r->person, "%s", h->id);
+	snprintf(r->apartment, sizeof r->apartment, "%s", apt);
+
+	if (!active)
+		return R_DISABLED;
+	if (has_exp && d->now >= exp)
+		return R_EXPIRED;
+	if (*apt) {
+		int a = apartment_valid(d, apt);
+		if (a)
+			return a < 0 ? store_db_err(st, err, "reading apartment") : a;
+	}
+	/* a plate is not issued to door phones when the holder has a UHF card */
+	if (!d->is_board && !strcmp(h->type, "plate")) {
+		sqlite3_stmt *u = store_stmt(st, "SELECT 1 FROM credentials WHERE person = ? AND type = 'uhf' LIMIT 1");
+		if (!u)
+			return store_db_err(st, err, "reading credentials");
+		sqlite3_bind_text(u, 1, h->id, -1, SQLITE_STATIC);
+		int has_uhf = sqlite3_step(u) == SQLITE_ROW;
+		sqlite3_reset(u);
+		if (has_uhf)
+			return R_UNKNOWN_CREDENTIAL;
+	}
+
+	int any = 0, best = R_RELAY_NOT_ALLOWED;
+	for (int i = 0; i < d->nc; i++) {
+		cand_t *c = &d->c[i];
+		if (c->why)
+			continue;
+		int why;
+		if (!d->is_board && !strcmp(d->dev_area, "apartment")) {
+			/* private area: the apartment's own devices, unless the site
+			 * manages public areas only */
+			why = (!d->en->set.public_only && *apt && !strcmp(apt, d->dev_apartment))
+				      ? R_NONE
+				      : eval_groups(d, c, h->id, apt, building);
+		} else {
+			why = eval_groups(d, c, h->id, apt, building);
+		}
+		if (why < 0)
+			return store_db_err(st, err, "reading access groups");
+		if (why == R_NONE) {
+			c->ok = 1;
+			any = 1;
+		} else if (why == R_OUTSIDE_SCHEDULE) {
+			best = R_OUTSIDE_SCHEDULE;
+		}
+	}
+	if (!any)
+		return best;
+	floors_from_json(r, floors);
+	if (!r->nfloors && !r->all_floors && *apt)
+		apartment_floor(d, apt, r);
+	snprintf(r->lift_building, sizeof r->lift_building, "%s", *building ? building : d->dev_building);
+	return R_NONE;
+}
+
+/* ---- temp key ---- */
+
+static int eval_temp_key(dctx_t *d, const holder_t *h, access_result_t *r, gh_err_t *err)
+{
+	store_t *st = d->en->st;
+	sqlite3_stmt *s = store_stmt(st, "SELECT repeat, start_ts, end_ts, days, from_min, to_min, "
+					 "apartment, json_extract(data, '$.visitor'), uses_total, uses_used "
+					 "FROM temp_keys WHERE id = ?");
+	if (!s)
+		return store_db_err(st, err, "reading temp key");
+	sqlite3_bind_text(s, 1, h->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return R_UNKNOWN_CREDENTIAL;
+	}
+	sched_t sc;
+	sched_from_row(s, 0, &sc);
+	char apt[64];
+	copy_col(apt, sizeof apt, s, 6);
+	copy_col(r->person_name, sizeof r->person_name, s, 7);
+	int limited = sqlite3_column_type(s, 8) != SQLITE_NULL;
+	int64_t left = sqlite3_column_int64(s, 8) - sqlite3_column_int64(s, 9);
+	sqlite3_reset(s);
+	snprintf(r->temp_key, sizeof r->temp_key, "%s", h->id);
+	snprintf(r->apartment, sizeof r->apartment, "%s", apt);
+
+	if (h->has_until && d->now >= h->until)
+		return R_EXPIRED;
+	int ev = sched_eval(&sc, d->now);
+	if (ev == SCHED_ENDED)
+		return R_EXPIRED;
+	if (ev != SCHED_OPEN)
+		return R_OUTSIDE_SCHEDULE;
+	if (*apt) {
+		int a = apartment_valid(d, apt);
+		if (a)
+			return a < 0 ? store_db_err(st, err, "reading apartment") : a;
+	}
+
+	/* scope: the key's door phones, and its relays when it lists any */
+	s = store_stmt(st, "SELECT (SELECT count(*) FROM temp_key_devices WHERE key = ?1), "
+			   "(SELECT count(*) FROM temp_key_devices WHERE key = ?1 AND device = ?2), "
+			   "(SELECT count(*) FROM temp_key_relays WHERE key = ?1)");
+	if (!s)
+		return store_db_err(st, err, "reading temp key");
+	sqlite3_bind_text(s, 1, h->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, d->tid, -1, SQLITE_STATIC);
+	sqlite3_step(s);
+	int ndev = sqlite3_column_int(s, 0), ondev = sqlite3_column_int(s, 1);
+	int nrel = sqlite3_column_int(s, 2);
+	sqlite3_reset(s);
+	if (ndev && !ondev && !nrel)
+		return R_RELAY_NOT_ALLOWED;
+	int any = 0;
+	for (int i = 0; i < d->nc; i++) {
+		cand_t *c = &d->c[i];
+		if (c->why)
+			continue;
+		int ok = 0;
+		if (nrel) {
+			sqlite3_stmt *q = store_stmt(st, "SELECT 1 FROM temp_key_relays WHERE key = ? AND "
+							 "tkind = ? AND tid = ? AND tn = ?");
+			if (!q)
+				return store_db_err(st, err, "reading temp key");
+			sqlite3_bind_text(q, 1, h->id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(q, 2, d->is_board ? "b" : "d", -1, SQLITE_STATIC);
+			sqlite3_bind_text(q, 3, d->tid, -1, SQLITE_STATIC);
+			sqlite3_bind_int(q, 4, c->n);
+			ok = sqlite3_step(q) == SQLITE_ROW;
+			sqlite3_reset(q);
+		} else {
+			ok = ondev;
+		}
+		if (ok) {
+			c->ok = 1;
+			any = 1;
+		}
+	}
+	if (!any)
+		return R_RELAY_NOT_ALLOWED;
+	if (limited) {
+		if (left <= 0)
+			return R_USES_EXHAUSTED;
+		/* consumed in the same statement that checks it: two door phones
+		 * can never both spend the last use */
+		s = store_stmt(st, "UPDATE temp_keys SET uses_used = uses_used + 1 WHERE id = ? AND "
+				   "uses_used < uses_total");
+		if (!s)
+			return store_db_err(st, err, "consuming temp key use");
+		sqlite3_bind_text(s, 1, h->id, -1, SQLITE_STATIC);
+		int rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return store_db_err(st, err, "consuming temp key use");
+		if (sqlite3_changes(store_db(st)) == 0)
+			return R_USES_EXHAUSTED;
+	}
+	if (*apt)
+		apartment_floor(d, apt, r);
+	if (!r->lift_building[0])
+		snprintf(r->lift_building, sizeof r->lift_building, "%s", d->dev_building);
+	return R_NONE;
+}
+
+/* ---- door log ---- */
+
+static void mask_code(const char *method, const char *code, char *out, size_t len)
+{
+	/* PINs and temp key codes are secrets: the log keeps their length only */
+	if (!strcmp(method, "pin") || !strcmp(method, "tempkey")) {
+		size_t n = strlen(code);
+		if (n >= len)
+			n = len - 1;
+		memset(out, '*', n);
+		out[n] = '\0';
+		return;
+	}
+	snprintf(out, len, "%s", code);
+}
+
+static int write_door_log(dctx_t *d, access_result_t *r, gh_err_t *err)
+{
+	store_t *st = d->en->st;
+	sqlite3_stmt *s = store_stmt(st,
+		"INSERT INTO door_logs(ts, type, device, relay, board, channel, building, apartment, apt, "
+		"person, initiator, method, code, credential, result, reason, relays, floors, event_id) "
+		"VALUES (?, 'door_release', ?, ?, ?, ?, ?, NULLIF(?, ''), "
+		"(SELECT apt FROM apartments WHERE id = ?7), NULLIF(?, ''), NULLIF(?, ''), ?, ?, "
+		"NULLIF(?, ''), ?, NULLIF(?, ''), ?, ?, ?)");
+	if (!s)
+		return store_db_err(st, err, "writing door log");
+	char code[136], relays[128], floors[160];
+	mask_code(d->q->method, d->q->code, code, sizeof code);
+	size_t n = (size_t)snprintf(relays, sizeof relays, "[");
+	for (int i = 0; i < r->nrelays && n < sizeof relays; i++)
+		n += (size_t)snprintf(relays + n, sizeof relays - n, "%s%d", i ? "," : "", r->relays[i]);
+	snprintf(relays + n, sizeof relays - n, "]");
+	n = (size_t)snprintf(floors, sizeof floors, "[");
+	if (r->all_floors)
+		n += (size_t)snprintf(floors + n, sizeof floors - n, "\"all\"");
+	for (int i = 0; i < r->nfloors && n < sizeof floors; i++)
+		n += (size_t)snprintf(floors + n, sizeof floors - n, "%s\"%s\"",
+				      (i || r->all_floors) ? "," : "", r->floors[i]);
+	if (n < sizeof floors)
+		snprintf(floors + n, sizeof floors - n, "]");
+	int i = 1;
+	sqlite3_bind_int64(s, i++, d->now);
+	if (d->is_board) {
+		sqlite3_bind_null(s, i++);
+		sqlite3_bind_null(s, i++);
+		sqlite3_bind_text(s, i++, d->tid, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, i++, d->q->relay);
+	} else {
+		sqlite3_bind_text(s, i++, d->tid, -1, SQLITE_STATIC);
+		if (d->q->relay > 0)
+			sqlite3_bind_int(s, i++, d->q->relay);
+		else
+			sqlite3_bind_null(s, i++);
+		sqlite3_bind_null(s, i++);
+		sqlite3_bind_null(s, i++);
+	}
+	if (*d->dev_building)
+		sqlite3_bind_text(s, i++, d->dev_building, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i++);
+	sqlite3_bind_text(s, i++, r->apartment, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, i++, r->apartment, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, i++, r->person, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, i++, r->person_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, i++, d->q->method, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, i++, code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, i++, r->credential[0] ? r->credential : r->temp_key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, i++, r->granted ? "success" : "failed", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, i++, engine_reason_name(r->reason), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, i++, relays, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, i++, floors, -1, SQLITE_STATIC);
+	if (d->q->event_id)
+		sqlite3_bind_text(s, i++, d->q->event_id, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i++);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_db_err(st, err, "writing door log");
+	r->door_log = sqlite3_last_insert_rowid(store_db(st));
+	return 0;
+}
+
+/* ---- decide ---- */
+
+static int decide(dctx_t *d, access_result_t *r, gh_err_t *err)
+{
+	int rc = load_target(d, err);
+	if (rc < 0)
+		return -1;
+	if (rc == 1) {
+		r->reason = R_UNKNOWN_DEVICE;
+		return 0;
+	}
+	/* the method must be allowed on the relay (a PIN only triggers the
+	 * relays that allow PIN); a relay schedule closes the relay itself */
+	int allowed = 0, sched_closed = 0;
+	for (int i = 0; i < d->nc; i++) {
+		cand_t *c = &d->c[i];
+		if (!method_allowed(c->methods, d->q->method)) {
+			c->why = R_RELAY_NOT_ALLOWED;
+			continue;
+		}
+		if (c->schedule[0] && !relay_schedule_open(d, c->schedule)) {
+			c->why = R_OUTSIDE_SCHEDULE;
+			sched_closed = 1;
+			continue;
+		}
+		allowed = 1;
+	}
+
+	holder_t h[MAX_HOLDERS];
+	int nh;
+	if (find_holders(d, h, &nh, err))
+		return -1;
+	if (nh == 0) {
+		r->reason = R_UNKNOWN_CREDENTIAL;
+		return 0;
+	}
+	if (!allowed) {
+		r->reason = sched_closed ? R_OUTSIDE_SCHEDULE : R_RELAY_NOT_ALLOWED;
+		return 0;
+	}
+	int first_reason = -1;
+	for (int k = 0; k < nh; k++) {
+		access_result_t tr;
+		memset(&tr, 0, sizeof tr);
+		for (int i = 0; i < d->nc; i++)
+			d->c[i].ok = 0;
+		int why;
+		if (!h[k].is_key)
+			why = eval_person(d, &h[k], &tr, err);
+		else if (h[k].has_until && d->now >= h[k].until)
+			why = R_EXPIRED; /* a credential of the key with its own expiry */
+		else
+			why = eval_temp_key(d, &h[k], &tr, err);
+		if (why < 0)
+			return -1;
+		snprintf(tr.credential, sizeof tr.credential, "%s", h[k].cred);
+		tr.reason = why;
+		if (why == R_NONE) {
+			*r = tr;
+			break;
+		}
+		if (first_reason < 0) {
+			*r = tr;
+			first_reason = why;
+		}
+	}
+	if (r->reason != R_NONE)
+		return 0;
+	r->granted = 1;
+	for (int i = 0; i < d->nc; i++) {
+		cand_t *c = &d->c[i];
+		if (!c->ok)
+			continue;
+		if (d->is_board) {
+			snprintf(r->boards[r->nboards].board, sizeof r->boards[0].board, "%s", d->tid);
+			r->boards[r->nboards++].channel = c->n;
+		} else if (c->board[0]) {
+			snprintf(r->boards[r->nboards].board, sizeof r->boards[0].board, "%s", c->board);
+			r->boards[r->nboards++].channel = c->channel;
+			r->relays[r->nrelays++] = c->n;
+		} else {
+			r->relays[r->nrelays++] = c->n;
+		}
+	}
+	return 0;
+}
+
+int engine_decide(engine_t *en, const access_req_t *q, access_result_t *r, gh_err_t *err)
+{
+	memset(r, 0, sizeof *r);
+	if (!q->method || method_index(q->method) < 0)
+		return gh_err(err, 400, "invalid", "method", "method must be an access method (pin, rf, "
+							     "uhf, plate, face, qr, tempkey, app, ...)");
+	if (!q->code || !*q->code || strlen(q->code) > 128)
+		return gh_err(err, 400, "invalid", "code", "code must be 1..128 bytes");
+	if (!q->device == !q->board)
+		return gh_err(err, 400, "invalid", "device", "name exactly one device or board");
+	if (q->relay < 0 || q->relay > 256)
+		return gh_err(err, 400, "invalid", "relay", "relay must be 1..256 (0 = any)");
+	if (refresh_settings(en))
+		return store_db_err(en->st, err, "reading settings");
+
+	dctx_t d = { .en = en, .q = q, .now = q->now ? q->now : gh_now() };
+	char mac[13];
+	if (q->device) {
+		if (mac_normalize(q->device, mac))
+			return gh_err(err, 400, "invalid", "device", "device must be a MAC");
+		d.tid = mac;
+	} else {
+		d.tid = q->board;
+		d.is_board = 1;
+	}
+
+	/* the decision and its door log (and a temp key use) commit together */
+	if (store_begin(en->st))
+		return store_db_err(en->st, err, "begin");
+	if (decide(&d, r, err) || write_door_log(&d, r, err)) {
+		store_rollback(en->st);
+		return -1;
+	}
+	if (store_commit(en->st))
+		return store_db_err(en->st, err, "commit");
+	return 0;
+}
+
+/* ---- emergency ---- */
+
+static json_t *emergency_targets(engine_t *en, const json_t *doors)
+{
+	if (json_is_array(doors))
+		return json_deep_copy(doors);
+	/* "all": every relay of door phones and access terminals, and every
+	 * board channel wired to a door */
+	json_t *out = json_array();
+	sqlite3_stmt *s = store_stmt(en->st, "SELECT r.device, r.n FROM device_relays r JOIN devices d "
+					     "ON d.id = r.device WHERE d.type IN (0, 1, 50) ORDER BY 1, 2");
+	while (s && sqlite3_step(s) == SQLITE_ROW)
+		json_array_append_new(out, json_pack("{s:s,s:i}", "device", sqlite3_column_text(s, 0),
+						     "relay", sqlite3_column_int(s, 1)));
+	if (s)
+		sqlite3_reset(s);
+	s = store_stmt(en->st, "SELECT board, channel FROM board_channels WHERE function = 'door' ORDER BY 1, 2");
+	while (s && sqlite3_step(s) == SQLITE_ROW)
+		json_array_append_new(out, json_pack("{s:s,s:i}", "board", sqlite3_column_text(s, 0),
+						     "channel", sqlite3_column_int(s, 1)));
+	if (s)
+		sqlite3_reset(s);
+	return out;
+}
+
+int engine_emergency_set(engine_t *en, int on, const json_t *doors, const char *actor,
+			 json_t **targets, gh_err_t *err)
+{
+	if (refresh_settings(en))
+		return store_db_err(en->st, err, "reading settings");
+	if (doors && !json_is_array(doors) &&
+	    !(json_is_string(doors) && !strcmp(json_string_value(doors), "all")))
+		return gh_err(err, 400, "invalid", "doors", "doors must be \"all\" or a list of relays");
+	json_t *prev = NULL;
+	int was_on = engine_emergency_state(en, &prev);
+	json_t *t = on ? emergency_targets(en, doors ? doors : en->set.emergency_doors)
+		       : (prev ? json_incref(prev) : json_array());
+	json_t *state = json_pack("{s:b,s:O,s:I}", "on", on, "doors", t, "since", (json_int_t)gh_now());
+	char *txt = jdump(state);
+	int rc = store_begin(en->st);
+	if (!rc)
+		rc = store_kv_set(en->st, "emergency", txt);
+	if (!rc)
+		rc = audit_write(en->st, actor, on ? "emergency_on" : "emergency_off", ENT_SETTINGS,
+				 "emergency", was_on ? prev : NULL, state);
+	if (!rc)
+		rc = store_commit(en->st);
+	else
+		store_rollback(en->st);
+	free(txt);
+	json_decref(state);
+	json_decref(prev);
+	if (rc) {
+		json_decref(t);
+		return store_db_err(en->st, err, "storing emergency state");
+	}
+	log_warn("engine", "emergency %s by %s (%zu relays)", on ? "ON" : "off", actor ? actor : "?",
+		 json_array_size(t));
+	if (targets)
+		*targets = t;
+	else
+		json_decref(t);
+	return 0;
+}
+
+int engine_emergency_state(engine_t *en, json_t **targets)
+{
+	char buf[65536];
+	if (targets)
+		*targets = NULL;
+	if (store_kv_get(en->st, "emergency", buf, sizeof buf))
+		return 0;
+	json_t *st = json_loads(buf, 0, NULL);
+	int on = json_is_true(json_object_get(st, "on"));
+	if (targets && on)
+		*targets = json_incref(json_object_get(st, "doors"));
+	json_decref(st);
+	return on;
+}

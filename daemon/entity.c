@@ -1,0 +1,449 @@
+/* Generic entity operations: put (validate + upsert + derived rows + audit
+ * + journal), get, delete with dependants, list. The per-entity rules live
+ * in validate.c, the per-entity rows in rows.c. */
+#include "entity.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "entity_int.h"
+#include "jutil.h"
+#include "log.h"
+#include "settings.h"
+#include "timeutil.h"
+
+const struct ent_info ent_info[ENT__COUNT] = {
+	[ENT_SETTINGS] = { "settings", "settings", "settings" },
+	[ENT_MAC] = { "mac", "macs", "macs" },
+	[ENT_BUILDING] = { "building", "buildings", "buildings" },
+	[ENT_APARTMENT] = { "apartment", "apartments", "apartments" },
+	[ENT_PERSON] = { "person", "persons", "persons" },
+	[ENT_DEVICE] = { "device", "devices", "devices" },
+	[ENT_RELAY_BOARD] = { "relay_board", "relay_boards", "relay_boards" },
+	[ENT_ACCESS_GROUP] = { "access_group", "access_groups", "access_groups" },
+	[ENT_TEMP_KEY] = { "temp_key", "temp_keys", "temp_keys" },
+	[ENT_CREDENTIAL] = { "credential", "credentials", "credentials" },
+	[ENT_PARKING_LOT] = { "parking_lot", "parking_lots", "parking_lots" },
+};
+
+/* SQL per table, as static strings so the statement cache keys on them. */
+#define PER_TABLE(prefix, suffix)                                                              \
+	{ prefix "settings" suffix, prefix "macs" suffix, prefix "buildings" suffix,           \
+	  prefix "apartments" suffix, prefix "persons" suffix, prefix "devices" suffix,        \
+	  prefix "relay_boards" suffix, prefix "access_groups" suffix, prefix "temp_keys" suffix, \
+	  prefix "credentials" suffix, prefix "parking_lots" suffix }
+
+static const char *const sql_get[ENT__COUNT] =
+    PER_TABLE("SELECT data, rev, origin FROM ", " WHERE id = ?");
+static const char *const sql_exists[ENT__COUNT] = PER_TABLE("SELECT 1 FROM ", " WHERE id = ?");
+static const char *const sql_delete[ENT__COUNT] = PER_TABLE("DELETE FROM ", " WHERE id = ?");
+static const char *const sql_count[ENT__COUNT] = PER_TABLE("SELECT count(*) FROM ", "");
+static const char *const sql_list[ENT__COUNT] =
+    PER_TABLE("SELECT id, data FROM ", " WHERE id > ? ORDER BY id LIMIT ?");
+
+const char *ent_name(ent_t e) { return e < ENT__COUNT ? ent_info[e].name : "?"; }
+const char *ent_plural(ent_t e) { return e < ENT__COUNT ? ent_info[e].plural : "?"; }
+
+int ent_parse(const char *name)
+{
+	for (int i = 0; i < ENT__COUNT; i++)
+		if (!strcmp(name, ent_info[i].name) || !strcmp(name, ent_info[i].plural))
+			return i;
+	return -1;
+}
+
+int ent_exists(store_t *st, ent_t e, const char *id)
+{
+	sqlite3_stmt *s = store_stmt(st, sql_exists[e]);
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int64_t ent_count(store_t *st, ent_t e)
+{
+	sqlite3_stmt *s = store_stmt(st, sql_count[e]);
+	if (!s || sqlite3_step(s) != SQLITE_ROW)
+		return -1;
+	int64_t n = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return n;
+}
+
+/* Raw stored row: *data (parsed), *rev. 0 found, 1 absent, -1 error. */
+static int get_row(store_t *st, ent_t e, const char *id, json_t **data, int64_t *rev)
+{
+	sqlite3_stmt *s = store_stmt(st, sql_get[e]);
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? 1 : -1;
+	}
+	json_error_t je;
+	*data = json_loads((const char *)sqlite3_column_text(s, 0), 0, &je);
+	if (rev)
+		*rev = sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	return *data ? 0 : -1;
+}
+
+/* Box-owned fields that live in columns, merged into the representation. */
+static void decorate(store_t *st, ent_t e, const char *id, json_t *d)
+{
+	json_object_set_new(d, "id", json_string(id));
+	if (e == ENT_TEMP_KEY) {
+		sqlite3_stmt *s = store_stmt(
+		    st, "SELECT uses_total - uses_used FROM temp_keys WHERE id = ? AND uses_total IS NOT NULL");
+		if (!s)
+			return;
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			int64_t left = sqlite3_column_int64(s, 0);
+			json_object_set_new(d, "uses_left", json_integer(left < 0 ? 0 : left));
+		} else {
+			json_object_set_new(d, "uses_left", json_null());
+		}
+		sqlite3_reset(s);
+	}
+}
+
+int ent_get(store_t *st, ent_t e, const char *id, json_t **out, gh_err_t *err)
+{
+	json_t *d = NULL;
+	int rc = get_row(st, e, id, &d, NULL);
+	if (rc < 0)
+		return store_db_err(st, err, "reading entity");
+	if (rc == 1) {
+		if (e == ENT_SETTINGS && !strcmp(id, "site")) {
+			d = settings_defaults();
+		} else {
+			return gh_err(err, 404, "not_found", "id", "no %s with id \"%s\"", ent_name(e), id);
+		}
+	}
+	decorate(st, e, id, d);
+	*out = d;
+	return 0;
+}
+
+int ent_list(store_t *st, ent_t e, const char *cursor, int limit, json_t **out, gh_err_t *err)
+{
+	sqlite3_stmt *s = store_stmt(st, sql_list[e]);
+	if (!s)
+		return store_db_err(st, err, "listing");
+	sqlite3_bind_text(s, 1, cursor ? cursor : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 2, limit > 0 ? limit : 100);
+	json_t *arr = json_array();
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		json_t *d = json_loads((const char *)sqlite3_column_text(s, 1), 0, NULL);
+		if (!d)
+			continue;
+		const char *id = (const char *)sqlite3_column_text(s, 0);
+		json_object_set_new(d, "id", json_string(id));
+		json_array_append_new(arr, d);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return store_db_err(st, err, "listing");
+	}
+	/* box-owned columns need the statement above finished first */
+	size_t i;
+	json_t *d;
+	json_array_foreach(arr, i, d) decorate(st, e, json_string_value(json_object_get(d, "id")), d);
+	*out = arr;
+	return 0;
+}
+
+int audit_write(store_t *st, const char *actor, const char *action, ent_t e, const char *id,
+		const json_t *before, const json_t *after)
+{
+	sqlite3_stmt *s = store_stmt(st, "INSERT INTO audit_logs(ts, actor, action, entity, eid, "
+					 "before, after) VALUES (?, ?, ?, ?, ?, ?, ?)");
+	if (!s)
+		return -1;
+	char *b = before ? jdump(before) : NULL, *a = after ? jdump(after) : NULL;
+	sqlite3_bind_int64(s, 1, gh_now());
+	sqlite3_bind_text(s, 2, actor ? actor : "system", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, ent_name(e), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, b, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 7, a, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	free(b);
+	free(a);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Local edits are journaled in order, to be replayed to the cloud. */
+static int journal_write(store_t *st, const ent_ctx_t *ctx, ent_t e, const char *id,
+			 const char *op, int64_t base_rev, const json_t *data)
+{
+	sqlite3_stmt *s = store_stmt(st, "INSERT INTO local_changes(change_id, entity, op, eid, "
+					 "base_rev, data, actor, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+	if (!s)
+		return -1;
+	char cid[40];
+	gh_random_hex(cid, 16);
+	char *d = data ? jdump(data) : NULL;
+	sqlite3_bind_text(s, 1, cid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, ent_name(e), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, op, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, base_rev);
+	sqlite3_bind_text(s, 6, d, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 7, ctx->actor ? ctx->actor : "local", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 8, gh_now());
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	free(d);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int resolve_id(ent_t e, const char *id, const json_t *data, char *buf, size_t len,
+		      gh_err_t *err)
+{
+	if (!id) {
+		json_t *v = json_object_get(data, "id");
+		if (v && !json_is_string(v))
+			return gh_err(err, 422, "type", "id", "id must be a string");
+		id = json_string_value(v);
+	}
+	if (e == ENT_SETTINGS) {
+		if (id && strcmp(id, "site"))
+			return gh_err(err, 422, "invalid", "id", "the settings id is \"site\"");
+		id = "site";
+	}
+	if (e == ENT_MAC || e == ENT_DEVICE) {
+		char mac[13];
+		if (!id)
+			return gh_err(err, 422, "required", "id", "id (the MAC) is required");
+		if (mac_normalize(id, mac))
+			return gh_err(err, 422, "invalid", "id",
+				      "id must be a MAC of 12 hexadecimal digits, e.g. 0C11050B9814");
+		snprintf(buf, len, "%s", mac);
+		return 0;
+	}
+	if (!id) {
+		char lid[32];
+		gh_local_id(lid);
+		snprintf(buf, len, "%s", lid);
+		return 0;
+	}
+	if (!*id || strlen(id) > 64)
+		return gh_err(err, 422, "invalid", "id", "id must be 1..64 bytes");
+	for (const char *p = id; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == '/' || *p == '\\')
+			return gh_err(err, 422, "invalid", "id",
+				      "id must not contain control characters or slashes");
+	snprintf(buf, len, "%s", id);
+	return 0;
+}
+
+int ent_check(store_t *st, ent_t e, const char *id, const json_t *data, json_t **out,
+	      gh_err_t *err)
+{
+	if (!json_is_object(data))
+		return gh_err(err, 400, "malformed", "", "a %s must be a JSON object", ent_name(e));
+	char idbuf[80];
+	if (resolve_id(e, id, data, idbuf, sizeof idbuf, err))
+		return -1;
+	json_t *d = json_deep_copy(data);
+	json_object_del(d, "id");
+	vctx_t v = { .st = st, .e = e, .id = idbuf, .d = d, .err = err };
+	if (validate_entity(&v)) {
+		json_decref(d);
+		return -1;
+	}
+	json_object_set_new(d, "id", json_string(idbuf));
+	*out = d;
+	return 0;
+}
+
+int ent_put(store_t *st, ent_t e, const char *id, const json_t *data, const ent_ctx_t *ctx,
+	    json_t **out, gh_err_t *err)
+{
+	static const ent_ctx_t def_ctx = { .actor = "system" };
+	if (!ctx)
+		ctx = &def_ctx;
+	if (!json_is_object(data))
+		return gh_err(err, 400, "malformed", "", "a %s must be a JSON object", ent_name(e));
+	char idbuf[80];
+	if (resolve_id(e, id, data, idbuf, sizeof idbuf, err))
+		return -1;
+	if (store_begin(st))
+		return store_db_err(st, err, "begin");
+
+	json_t *d = json_deep_copy(data), *before = NULL;
+	json_object_del(d, "id");
+	json_object_del(d, "uses_left"); /* box-owned, never taken from outside */
+	int64_t base_rev = 0;
+	int rc = get_row(st, e, idbuf, &before, &base_rev);
+	if (rc < 0) {
+		store_db_err(st, err, "reading entity");
+		goto fail;
+	}
+	vctx_t v = { .st = st, .e = e, .id = idbuf, .d = d, .err = err,
+		     .lenient = ctx->lenient_refs, .before = before };
+	if (validate_entity(&v))
+		goto fail;
+	int64_t lrev = store_next_lrev(st);
+	if (rows_write(&v, ctx, lrev))
+		goto fail;
+	if (ctx->local) {
+		if (audit_write(st, ctx->actor, before ? "update" : "create", e, idbuf, before, d) ||
+		    journal_write(st, ctx, e, idbuf, "upsert", base_rev, d)) {
+			store_db_err(st, err, "writing audit log");
+			goto fail;
+		}
+	}
+	if (store_commit(st)) {
+		store_db_err(st, err, "commit");
+		goto fail_nobegin;
+	}
+	if (e == ENT_SETTINGS)
+		store_settings_touch(st);
+	json_decref(before);
+	if (out) {
+		decorate(st, e, idbuf, d);
+		*out = d;
+	} else {
+		json_decref(d);
+	}
+	return 0;
+fail:
+	store_rollback(st);
+fail_nobegin:
+	json_decref(before);
+	json_decref(d);
+	return -1;
+}
+
+static int tombstone(store_t *st, ent_t e, const char *id, int64_t lrev)
+{
+	sqlite3_stmt *s = store_stmt(st, "INSERT INTO tombstones(entity, id, lrev) VALUES (?, ?, ?) "
+					 "ON CONFLICT(entity, id) DO UPDATE SET lrev = excluded.lrev");
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, ent_name(e), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, lrev);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Tombstones for the rows a foreign-key cascade is about to remove, so
+ * devices and the cloud link learn about them too. */
+static int tombstone_dependants(store_t *st, ent_t e, const char *id, int64_t lrev)
+{
+	static const char *const q[] = {
+		/* persons of an apartment, their credentials, the apartment's temp keys */
+		"INSERT OR REPLACE INTO tombstones SELECT 'credential', c.id, ?2 FROM credentials c "
+		"JOIN persons p ON p.id = c.person WHERE p.apartment = ?1",
+		"INSERT OR REPLACE INTO tombstones SELECT 'person', id, ?2 FROM persons WHERE apartment = ?1",
+		"INSERT OR REPLACE INTO tombstones SELECT 'temp_key', id, ?2 FROM temp_keys WHERE apartment = ?1",
+		/* a person's credentials */
+		"INSERT OR REPLACE INTO tombstones SELECT 'credential', id, ?2 FROM credentials WHERE person = ?1",
+		/* a temp key's credentials */
+		"INSERT OR REPLACE INTO tombstones SELECT 'credential', id, ?2 FROM credentials WHERE temp_key = ?1",
+		/* a building's apartments (then as apartments above) */
+		"INSERT OR REPLACE INTO tombstones SELECT 'credential', c.id, ?2 FROM credentials c "
+		"JOIN persons p ON p.id = c.person JOIN apartments a ON a.id = p.apartment WHERE a.building = ?1",
+		"INSERT OR REPLACE INTO tombstones SELECT 'person', p.id, ?2 FROM persons p "
+		"JOIN apartments a ON a.id = p.apartment WHERE a.building = ?1",
+		"INSERT OR REPLACE INTO tombstones SELECT 'apartment', id, ?2 FROM apartments WHERE building = ?1",
+		"INSERT OR REPLACE INTO tombstones SELECT 'temp_key', id, ?2 FROM temp_keys WHERE building = ?1",
+		"INSERT OR REPLACE INTO tombstones SELECT 'access_group', id, ?2 FROM access_groups WHERE building = ?1",
+	};
+	int from = 0, to = 0;
+	switch (e) {
+	case ENT_APARTMENT: from = 0; to = 3; break;
+	case ENT_PERSON: from = 3; to = 4; break;
+	case ENT_TEMP_KEY: from = 4; to = 5; break;
+	case ENT_BUILDING: from = 5; to = 10; break;
+	default: return 0;
+	}
+	for (int i = from; i < to; i++) {
+		sqlite3_stmt *s = store_stmt(st, q[i]);
+		if (!s)
+			return -1;
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, lrev);
+		int rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
+}
+
+int ent_delete(store_t *st, ent_t e, const char *id, const ent_ctx_t *ctx, gh_err_t *err)
+{
+	static const ent_ctx_t def_ctx = { .actor = "system" };
+	if (!ctx)
+		ctx = &def_ctx;
+	char idbuf[80];
+	if (e == ENT_SETTINGS)
+		return gh_err(err, 422, "invalid", "id", "settings cannot be deleted");
+	if (resolve_id(e, id, NULL, idbuf, sizeof idbuf, err))
+		return -1;
+	if (store_begin(st))
+		return store_db_err(st, err, "begin");
+	json_t *before = NULL;
+	int64_t base_rev = 0;
+	int rc = get_row(st, e, idbuf, &before, &base_rev);
+	if (rc) {
+		store_rollback(st);
+		if (rc < 0)
+			return store_db_err(st, err, "reading entity");
+		return gh_err(err, 404, "not_found", "id", "no %s with id \"%s\"", ent_name(e), idbuf);
+	}
+	if (e == ENT_MAC) {
+		int used = ent_exists(st, ENT_DEVICE, idbuf);
+		if (used) {
+			store_rollback(st);
+			json_decref(before);
+			return used < 0 ? store_db_err(st, err, "checking MAC")
+					: gh_err(err, 409, "in_use", "id",
+						 "MAC %s is bound to a device: remove the device first",
+						 idbuf);
+		}
+	}
+	int64_t lrev = store_next_lrev(st);
+	if (tombstone_dependants(st, e, idbuf, lrev) || rows_delete_extra(st, e, idbuf)) {
+		store_db_err(st, err, "deleting dependants");
+		goto fail;
+	}
+	sqlite3_stmt *s = store_stmt(st, sql_delete[e]);
+	if (!s)
+		goto dbfail;
+	sqlite3_bind_text(s, 1, idbuf, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE || tombstone(st, e, idbuf, lrev))
+		goto dbfail;
+	if (ctx->local &&
+	    (audit_write(st, ctx->actor, "delete", e, idbuf, before, NULL) ||
+	     journal_write(st, ctx, e, idbuf, "delete", base_rev, NULL)))
+		goto dbfail;
+	json_decref(before);
+	if (store_commit(st))
+		return store_db_err(st, err, "commit");
+	return 0;
+dbfail:
+	store_db_err(st, err, "deleting");
+fail:
+	json_decref(before);
+	store_rollback(st);
+	return -1;
+}

@@ -1,0 +1,512 @@
+/* Entity -> SQLite rows: the main row (columns the engine queries plus the
+ * whole JSON) and the derived rows (relays, channels, group members...).
+ * Upserts never use REPLACE: that would fire ON DELETE CASCADE. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "entity_int.h"
+#include "jutil.h"
+#include "log.h"
+#include "schedule.h"
+#include "settings.h"
+#include "timeutil.h"
+
+#define COMMON_COLS "data, rev, lrev, origin, updated_at"
+#define COMMON_SET                                                                             \
+	"data = excluded.data, rev = excluded.rev, lrev = excluded.lrev, "                     \
+	"origin = excluded.origin, updated_at = excluded.updated_at"
+
+typedef struct row {
+	sqlite3_stmt *s;
+	int i; /* next bind index */
+} row_t;
+
+static int row_start(vctx_t *v, row_t *r, const char *sql)
+{
+	r->s = store_stmt(v->st, sql);
+	r->i = 1;
+	if (!r->s)
+		return -1;
+	sqlite3_bind_text(r->s, r->i++, v->id, -1, SQLITE_STATIC);
+	return 0;
+}
+
+static void b_text(row_t *r, const char *t) { sqlite3_bind_text(r->s, r->i++, t, -1, SQLITE_TRANSIENT); }
+static void b_int(row_t *r, int64_t n) { sqlite3_bind_int64(r->s, r->i++, n); }
+static void b_null(row_t *r) { sqlite3_bind_null(r->s, r->i++); }
+
+static void b_jstr(row_t *r, json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	if (s)
+		b_text(r, s);
+	else
+		b_null(r);
+}
+
+static void b_jint(row_t *r, json_t *o, const char *k)
+{
+	json_t *x = json_object_get(o, k);
+	if (json_is_integer(x))
+		b_int(r, json_integer_value(x));
+	else if (json_is_boolean(x))
+		b_int(r, json_is_true(x));
+	else
+		b_null(r);
+}
+
+static int row_finish(vctx_t *v, row_t *r, const ent_ctx_t *ctx, int64_t lrev)
+{
+	char *data = jdump(v->d);
+	sqlite3_bind_text(r->s, r->i++, data, -1, free);
+	b_int(r, ctx->rev);
+	b_int(r, lrev);
+	b_text(r, ctx->local ? "local" : "cloud");
+	b_int(r, gh_now());
+	int rc = sqlite3_step(r->s);
+	sqlite3_reset(r->s);
+	if (rc != SQLITE_DONE) {
+		log_err("store", "writing %s %s: %s", ent_name(v->e), v->id, sqlite3_errmsg(store_db(v->st)));
+		return -1;
+	}
+	return 0;
+}
+
+static int run(store_t *st, sqlite3_stmt *s)
+{
+	if (!s)
+		return -1;
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		log_err("store", "derived rows: %s", sqlite3_errmsg(store_db(st)));
+		return -1;
+	}
+	return 0;
+}
+
+static int del_by_id(vctx_t *v, const char *sql)
+{
+	sqlite3_stmt *s = store_stmt(v->st, sql);
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, v->id, -1, SQLITE_STATIC);
+	return run(v->st, s);
+}
+
+static void bind_sched(row_t *r, json_t *o)
+{
+	sched_t s;
+	sched_from_json(json_object_get(o, "schedule"), "schedule", &s, NULL);
+	b_int(r, s.repeat);
+	if (s.has_start) b_int(r, s.start); else b_null(r);
+	if (s.has_end) b_int(r, s.end); else b_null(r);
+	b_int(r, s.days);
+	if (s.from_min >= 0) b_int(r, s.from_min); else b_null(r);
+	if (s.to_min >= 0) b_int(r, s.to_min); else b_null(r);
+}
+
+/* relay refs -> rows (owner, tkind, tid, tn) */
+static int write_refs(vctx_t *v, json_t *list, const char *sql)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(list, i, x) {
+		sqlite3_stmt *s = store_stmt(v->st, sql);
+		if (!s)
+			return -1;
+		json_t *dev = json_object_get(x, "device");
+		sqlite3_bind_text(s, 1, v->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, dev ? "d" : "b", -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, json_string_value(dev ? dev : json_object_get(x, "board")), -1,
+				  SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 4, json_integer_value(json_object_get(x, dev ? "relay" : "channel")));
+		if (run(v->st, s))
+			return -1;
+	}
+	return 0;
+}
+
+static int w_settings(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
+{
+	row_t r;
+	if (row_start(v, &r, "INSERT INTO settings(id, " COMMON_COLS ") VALUES (?, ?, ?, ?, ?, ?) "
+			     "ON CONFLICT(id) DO UPDATE SET " COMMON_SET) ||
+	    row_finish(v, &r, ctx, lrev))
+		return -1;
+	/* PIN lookup scope follows the PIN mode */
+	sqlite3_stmt *s = store_stmt(v->st,
+		"UPDATE credentials SET scope = CASE WHEN ?1 THEN COALESCE("
+		"(SELECT apartment FROM persons p WHERE p.id = credentials.person), "
+		"(SELECT apartment FROM temp_keys t WHERE t.id = credentials.temp_key), '') ELSE '' END "
+		"WHERE type = 'pin'");
+	if (!s)
+		return -1;
+	sqlite3_bind_int(s, 1, !strcmp(json_string_value(json_object_get(v->d, "pin_mode")), "apt_pin"));
+	return run(v->st, s);
+}
+
+static int w_simple(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev, const char *sql)
+{
+	row_t r;
+	return row_start(v, &r, sql) || row_finish(v, &r, ctx, lrev);
+}
+
+static int w_building(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
+{
+	row_t r;
+	if (row_start(v, &r, "INSERT INTO buildings(id, name, ground_floor, floor_start, " COMMON_COLS
+			     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+			     "name = excluded.name, ground_floor = excluded.ground_floor, "
+			     "floor_start = excluded.floor_start, " COMMON_SET))
+		return -1;
+	b_jstr(&r, v->d, "name");
+	b_jstr(&r, v->d, "ground_floor");
+	b_jint(&r, v->d, "floor_start");
+	return row_finish(v, &r, ctx, lrev);
+}
+
+static int w_apartment(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
+{
+	row_t r;
+	if (row_start(v, &r, "INSERT INTO apartments(id, building, apt, floor, valid_from, valid_until, "
+			     COMMON_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO "
+			     "UPDATE SET building = excluded.building, apt = excluded.apt, floor = "
+			     "excluded.floor, valid_from = excluded.valid_from, valid_until = "
+			     "excluded.valid_until, " COMMON_SET))
+		return -1;
+	b_jstr(&r, v->d, "building");
+	b_jstr(&r, v->d, "apt");
+	b_jstr(&r, v->d, "floor");
+	b_jint(&r, v->d, "valid_from");
+	b_jint(&r, v->d, "valid_until");
+	return row_finish(v, &r, ctx, lrev);
+}
+
+static int w_person(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
+{
+	row_t r;
+	if (row_start(v, &r, "INSERT INTO persons(id, kind, apartment, building, first_name, last_name, "
+			     "active, expires_at, " COMMON_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+			     "?, ?, ?) ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, apartment = "
+			     "excluded.apartment, building = excluded.building, first_name = "
+			     "excluded.first_name, last_name = excluded.last_name, active = "
+			     "excluded.active, expires_at = excluded.expires_at, " COMMON_SET))
+		return -1;
+	b_jstr(&r, v->d, "kind");
+	b_jstr(&r, v->d, "apartment");
+	b_jstr(&r, v->d, "building");
+	b_jstr(&r, v->d, "first_name");
+	b_jstr(&r, v->d, "last_name");
+	b_jint(&r, v->d, "active");
+	b_jint(&r, v->d, "expires_at");
+	if (row_finish(v, &r, ctx, lrev))
+		return -1;
+	/* a resident who moves takes their PINs' APT+PIN scope along */
+	sqlite3_stmt *s = store_stmt(v->st, "UPDATE credentials SET scope = COALESCE(?2, '') "
+					    "WHERE person = ?1 AND type = 'pin' AND scope <> '' "
+					    "AND scope IS NOT COALESCE(?2, '')");
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, v->id, -1, SQLITE_STATIC);
+	const char *apt = json_string_value(json_object_get(v->d, "apartment"));
+	if (apt)
+		sqlite3_bind_text(s, 2, apt, -1, SQLITE_STATIC);
+	return run(v->st, s);
+}
+
+/* relay "methods" -> bit mask (0 = every method) */
+static int64_t methods_mask(json_t *m)
+{
+	if (!json_is_array(m))
+		return 0;
+	int64_t mask = 0;
+	size_t i;
+	json_t *x;
+	json_array_foreach(m, i, x) {
+		int k = method_index(json_string_value(x));
+		if (k >= 0)
+			mask |= (int64_t)1 << k;
+	}
+	return mask ? mask : ((int64_t)1 << 62); /* an empty list allows nothing */
+}
+
+static int w_device(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
+{
+	row_t r;
+	if (row_start(v, &r, "INSERT INTO devices(id, type, name, area, building, apartment, internet, "
+			     "works_offline, " COMMON_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+			     "?, ?) ON CONFLICT(id) DO UPDATE SET type = excluded.type, name = "
+			     "excluded.name, area = excluded.area, building = excluded.building, "
+			     "apartment = excluded.apartment, internet = excluded.internet, "
+			     "works_offline = excluded.works_offline, " COMMON_SET))
+		return -1;
+	b_jint(&r, v->d, "type");
+	b_jstr(&r, v->d, "name");
+	b_jstr(&r, v->d, "area");
+	b_jstr(&r, v->d, "building");
+	b_jstr(&r, v->d, "apartment");
+	b_jint(&r, v->d, "internet");
+	b_jint(&r, v->d, "works_offline");
+	if (row_finish(v, &r, ctx, lrev) || del_by_id(v, "DELETE FROM device_relays WHERE device = ?"))
+		return -1;
+	size_t i;
+	json_t *x;
+	json_array_foreach(json_object_get(v->d, "relays"), i, x) {
+		sqlite3_stmt *s = store_stmt(v->st, "INSERT INTO device_relays(device, n, methods, "
+						    "schedule, board, channel) VALUES (?, ?, ?, ?, ?, ?)");
+		if (!s)
+			return -1;
+		row_t rr = { s, 1 };
+		b_text(&rr, v->id);
+		b_jint(&rr, x, "n");
+		b_int(&rr, methods_mask(json_object_get(x, "methods")));
+		b_jstr(&rr, x, "schedule");
+		json_t *bd = json_object_get(x, "board");
+		b_jstr(&rr, bd, "board");
+		b_jint(&rr, bd, "channel");
+		if (run(v->st, s))
+			return -1;
+	}
+	return 0;
+}
+
+static int w_relay_board(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
+{
+	row_t r;
+	if (row_start(v, &r, "INSERT INTO relay_boards(id, profile, mode, bus, unit, building, lot, "
+			     COMMON_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) "
+			     "DO UPDATE SET profile = excluded.profile, mode = excluded.mode, bus = "
+			     "excluded.bus, unit = excluded.unit, building = excluded.building, lot = "
+			     "excluded.lot, " COMMON_SET))
+		return -1;
+	b_jstr(&r, v->d, "profile");
+	b_jstr(&r, v->d, "mode");
+	b_jstr(&r, v->d, "bus");
+	b_jint(&r, v->d, "unit");
+	b_jstr(&r, v->d, "building");
+	b_jstr(&r, v->d, "lot");
+	if (row_finish(v, &r, ctx, lrev) || del_by_id(v, "DELETE FROM board_channels WHERE board = ?"))
+		return -1;
+	size_t i;
+	json_t *x;
+	json_array_foreach(json_object_get(v->d, "channels"), i, x) {
+		sqlite3_stmt *s = store_stmt(v->st, "INSERT INTO board_channels(board, channel, function, "
+						    "floor, hold_ms) VALUES (?, ?, ?, ?, ?)");
+		if (!s)
+			return -1;
+		row_t rr = { s, 1 };
+		b_text(&rr, v->id);
+		b_jint(&rr, x, "channel");
+		b_jstr(&rr, x, "function");
+		b_jstr(&rr, x, "floor");
+		b_jint(&rr, x, "hold_ms");
+		if (run(v->st, s))
+			return -1;
+	}
+	return 0;
+}
+
+static int w_access_group(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
+{
+	row_t r;
+	if (row_start(v, &r, "INSERT INTO access_groups(id, name, building, repeat, start_ts, end_ts, "
+			     "days, from_min, to_min, " COMMON_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+			     "?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+			     "building = excluded.building, repeat = excluded.repeat, start_ts = "
+			     "excluded.start_ts, end_ts = excluded.end_ts, days = excluded.days, "
+			     "from_min = excluded.from_min, to_min = excluded.to_min, " COMMON_SET))
+		return -1;
+	b_jstr(&r, v->d, "name");
+	b_jstr(&r, v->d, "building");
+	bind_sched(&r, v->d);
+	if (row_finish(v, &r, ctx, lrev) || del_by_id(v, "DELETE FROM group_relays WHERE grp = ?") ||
+	    del_by_id(v, "DELETE FROM group_members WHERE grp = ?") ||
+	    write_refs(v, json_object_get(v->d, "relays"),
+		       "INSERT OR IGNORE INTO group_relays(grp, tkind, tid, tn) VALUES (?, ?, ?, ?)"))
+		return -1;
+	static const struct { const char *key, *kind; } mk[] = {
+		{ "persons", "p" }, { "apartments", "a" }, { "buildings", "b" } };
+	json_t *m = json_object_get(v->d, "members");
+	for (int k = 0; k < 3; k++) {
+		size_t i;
+		json_t *x;
+		json_array_foreach(json_object_get(m, mk[k].key), i, x) {
+			sqlite3_stmt *s = store_stmt(v->st, "INSERT OR IGNORE INTO group_members(grp, "
+							    "mkind, member) VALUES (?, ?, ?)");
+			if (!s)
+				return -1;
+			sqlite3_bind_text(s, 1, v->id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, mk[k].kind, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 3, json_string_value(x), -1, SQLITE_STATIC);
+			if (run(v->st, s))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int write_key_devices(vctx_t *v)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(json_object_get(v->d, "devices"), i, x) {
+		sqlite3_stmt *s = store_stmt(v->st, "INSERT OR IGNORE INTO temp_key_devices(key, device) "
+						    "VALUES (?, ?)");
+		if (!s)
+			return -1;
+		sqlite3_bind_text(s, 1, v->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, json_string_value(x), -1, SQLITE_STATIC);
+		if (run(v->st, s))
+			return -1;
+	}
+	return 0;
+}
+
+static int w_temp_key(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
+{
+	/* uses_left is the box's: a new total keeps the uses already consumed */
+	json_t *upd = json_object_get(v->d, "uses_per_device");
+	size_t ndev = json_array_size(json_object_get(v->d, "devices"));
+	row_t r;
+	if (row_start(v, &r, "INSERT INTO temp_keys(id, building, apartment, code, qr, repeat, start_ts, "
+			     "end_ts, days, from_min, to_min, uses_per_device, uses_total, " COMMON_COLS
+			     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON "
+			     "CONFLICT(id) DO UPDATE SET building = excluded.building, apartment = "
+			     "excluded.apartment, code = excluded.code, qr = excluded.qr, repeat = "
+			     "excluded.repeat, start_ts = excluded.start_ts, end_ts = excluded.end_ts, "
+			     "days = excluded.days, from_min = excluded.from_min, to_min = "
+			     "excluded.to_min, uses_per_device = excluded.uses_per_device, uses_total = "
+			     "excluded.uses_total, " COMMON_SET))
+		return -1;
+	b_jstr(&r, v->d, "building");
+	b_jstr(&r, v->d, "apartment");
+	b_jstr(&r, v->d, "code");
+	b_jstr(&r, v->d, "qr");
+	bind_sched(&r, v->d);
+	b_jint(&r, v->d, "uses_per_device");
+	if (json_is_integer(upd))
+		b_int(&r, json_integer_value(upd) * (int64_t)ndev);
+	else
+		b_null(&r);
+	return row_finish(v, &r, ctx, lrev) ||
+	       del_by_id(v, "DELETE FROM temp_key_relays WHERE key = ?") ||
+	       del_by_id(v, "DELETE FROM temp_key_devices WHERE key = ?") ||
+	       write_refs(v, json_object_get(v->d, "relays"),
+			  "INSERT OR IGNORE INTO temp_key_relays(key, tkind, tid, tn) VALUES (?, ?, ?, ?)") ||
+	       write_key_devices(v);
+}
+
+static int w_credential(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
+{
+	const char *type = json_string_value(json_object_get(v->d, "type"));
+	const char *person = json_string_value(json_object_get(v->d, "person"));
+	const char *key = json_string_value(json_object_get(v->d, "temp_key"));
+	char scope[80] = "";
+	if (!strcmp(type, "pin")) {
+		settings_t set;
+		if (settings_load(v->st, &set))
+			return -1;
+		int aptpin = set.apt_pin;
+		settings_free(&set);
+		if (aptpin) {
+			sqlite3_stmt *s = store_stmt(v->st, person ? "SELECT apartment FROM persons WHERE id = ?"
+								   : "SELECT apartment FROM temp_keys WHERE id = ?");
+			if (!s)
+				return -1;
+			sqlite3_bind_text(s, 1, person ? person : key, -1, SQLITE_STATIC);
+			if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+				snprintf(scope, sizeof scope, "%s", (const char *)sqlite3_column_text(s, 0));
+			sqlite3_reset(s);
+		}
+	}
+	row_t r;
+	if (row_start(v, &r, "INSERT INTO credentials(id, person, temp_key, type, code, scope, "
+			     "valid_from, valid_until, long_term, " COMMON_COLS ") VALUES (?, ?, ?, ?, "
+			     "?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET person = "
+			     "excluded.person, temp_key = excluded.temp_key, type = excluded.type, "
+			     "code = excluded.code, scope = excluded.scope, valid_from = "
+			     "excluded.valid_from, valid_until = excluded.valid_until, long_term = "
+			     "excluded.long_term, " COMMON_SET))
+		return -1;
+	b_jstr(&r, v->d, "person");
+	b_jstr(&r, v->d, "temp_key");
+	b_text(&r, type);
+	b_jstr(&r, v->d, "code");
+	b_text(&r, scope);
+	b_jint(&r, v->d, "valid_from");
+	b_jint(&r, v->d, "valid_until");
+	json_t *lt = json_object_get(v->d, "long_term");
+	b_int(&r, lt ? json_is_true(lt) : 1);
+	return row_finish(v, &r, ctx, lrev);
+}
+
+static int w_parking_lot(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
+{
+	row_t r;
+	if (row_start(v, &r, "INSERT INTO parking_lots(id, name, capacity, " COMMON_COLS ") VALUES (?, "
+			     "?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+			     "capacity = excluded.capacity, " COMMON_SET))
+		return -1;
+	b_jstr(&r, v->d, "name");
+	b_jint(&r, v->d, "capacity");
+	return row_finish(v, &r, ctx, lrev);
+}
+
+int rows_write(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
+{
+	switch (v->e) {
+	case ENT_SETTINGS: return w_settings(v, ctx, lrev);
+	case ENT_MAC:
+		return w_simple(v, ctx, lrev, "INSERT INTO macs(id, " COMMON_COLS ") VALUES (?, ?, ?, ?, "
+					      "?, ?) ON CONFLICT(id) DO UPDATE SET " COMMON_SET);
+	case ENT_BUILDING: return w_building(v, ctx, lrev);
+	case ENT_APARTMENT: return w_apartment(v, ctx, lrev);
+	case ENT_PERSON: return w_person(v, ctx, lrev);
+	case ENT_DEVICE: return w_device(v, ctx, lrev);
+	case ENT_RELAY_BOARD: return w_relay_board(v, ctx, lrev);
+	case ENT_ACCESS_GROUP: return w_access_group(v, ctx, lrev);
+	case ENT_TEMP_KEY: return w_temp_key(v, ctx, lrev);
+	case ENT_CREDENTIAL: return w_credential(v, ctx, lrev);
+	case ENT_PARKING_LOT: return w_parking_lot(v, ctx, lrev);
+	default: return -1;
+	}
+}
+
+int rows_delete_extra(store_t *st, ent_t e, const char *id)
+{
+	static const char *const q[] = {
+		"DELETE FROM group_members WHERE mkind = 'p' AND member = ?",
+		"DELETE FROM group_members WHERE mkind = 'a' AND member = ?",
+		"DELETE FROM group_members WHERE mkind = 'b' AND member = ?",
+		"DELETE FROM group_relays WHERE tkind = 'd' AND tid = ?",
+		"DELETE FROM group_relays WHERE tkind = 'b' AND tid = ?",
+		"DELETE FROM temp_key_devices WHERE device = ?",
+		"DELETE FROM temp_key_relays WHERE tkind = 'd' AND tid = ?",
+		"DELETE FROM temp_key_relays WHERE tkind = 'b' AND tid = ?",
+		"UPDATE device_relays SET schedule = NULL WHERE schedule = ?",
+		"UPDATE device_relays SET board = NULL, channel = NULL WHERE board = ?",
+		/* persons of a deleted apartment leave their groups too */
+		"DELETE FROM group_members WHERE mkind = 'p' AND member IN "
+		"(SELECT id FROM persons WHERE apartment = ?)",
+	};
+	int list[4] = { -1, -1, -1, -1 };
+	switch (e) {
+	case ENT_PERSON: list[0] = 0; break;
+	case ENT_APARTMENT: list[0] = 1; list[1] = 10; break;
+	case ENT_BUILDING: list[0] = 2; break;
+	case ENT_DEVICE: list[0] = 3; list[1] = 5; list[2] = 6; break;
+	case ENT_RELAY_BOARD: list[0] = 4; list[1] = 7; list[2] = 9; break;
+	case ENT_ACCESS_GROUP: list[0] = 8; break;
+	default: return 0;
+	}
+	for (int i = 0; i < 4 && list[i] >= 0; i++) {
+		sqlite3_stmt *s = store_stmt(st, q[list[i]]);
+		if (!s)
+			return -1;
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		if (run(st, s))
+			return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,265 @@
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "schema_gen.h"
+
+#define STMT_SLOTS 256
+
+struct store {
+	sqlite3 *db;
+	int depth;        /* transaction nesting */
+	int64_t lrev;
+	int lrev_dirty;
+	unsigned settings_gen;
+	struct {
+		const char *sql;
+		sqlite3_stmt *stmt;
+	} cache[STMT_SLOTS];
+};
+
+sqlite3 *store_db(store_t *st) { return st->db; }
+int store_schema_latest(void) { return gh_schema_count; }
+
+int store_db_err(store_t *st, gh_err_t *err, const char *what)
+{
+	log_err("store", "%s: %s", what, sqlite3_errmsg(st->db));
+	return gh_err(err, 500, "database", "", "%s: %s", what, sqlite3_errmsg(st->db));
+}
+
+int store_exec(store_t *st, const char *sql, gh_err_t *err)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		gh_err(err, 500, "database", "", "%s", msg ? msg : "sqlite error");
+		log_err("store", "exec failed: %s", msg ? msg : "?");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+sqlite3_stmt *store_stmt(store_t *st, const char *sql)
+{
+	uintptr_t h = ((uintptr_t)sql >> 3) % STMT_SLOTS;
+	for (unsigned i = 0; i < STMT_SLOTS; i++) {
+		unsigned slot = (unsigned)((h + i) % STMT_SLOTS);
+		if (st->cache[slot].sql == sql) {
+			sqlite3_stmt *s = st->cache[slot].stmt;
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			return s;
+		}
+		if (!st->cache[slot].sql) {
+			sqlite3_stmt *s = NULL;
+			if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
+			    SQLITE_OK) {
+				log_err("store", "prepare failed: %s: %.80s", sqlite3_errmsg(st->db), sql);
+				return NULL;
+			}
+			st->cache[slot].sql = sql;
+			st->cache[slot].stmt = s;
+			return s;
+		}
+	}
+	log_err("store", "statement cache full");
+	return NULL;
+}
+
+int store_kv_get(store_t *st, const char *key, char *buf, size_t len)
+{
+	sqlite3_stmt *s = store_stmt(st, "SELECT value FROM sync_state WHERE key = ?");
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_text(s, 0)) {
+		snprintf(buf, len, "%s", (const char *)sqlite3_column_text(s, 0));
+		sqlite3_reset(s);
+		return 0;
+	}
+	if (len)
+		buf[0] = '\0';
+	sqlite3_reset(s);
+	return -1;
+}
+
+int store_kv_set(store_t *st, const char *key, const char *value)
+{
+	sqlite3_stmt *s = store_stmt(st, "INSERT INTO sync_state(key, value) VALUES (?, ?) "
+					 "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int flush_lrev(store_t *st)
+{
+	if (!st->lrev_dirty)
+		return 0;
+	char buf[32];
+	snprintf(buf, sizeof buf, "%lld", (long long)st->lrev);
+	if (store_kv_set(st, "lrev", buf))
+		return -1;
+	st->lrev_dirty = 0;
+	return 0;
+}
+
+int store_begin(store_t *st)
+{
+	int rc;
+	if (st->depth == 0)
+		rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	else
+		rc = sqlite3_exec(st->db, "SAVEPOINT gh", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		log_err("store", "begin failed: %s", sqlite3_errmsg(st->db));
+		return -1;
+	}
+	st->depth++;
+	return 0;
+}
+
+int store_commit(store_t *st)
+{
+	if (st->depth <= 0)
+		return -1;
+	if (st->depth == 1 && flush_lrev(st)) {
+		store_rollback(st);
+		return -1;
+	}
+	int rc = sqlite3_exec(st->db, st->depth == 1 ? "COMMIT" : "RELEASE gh", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		log_err("store", "commit failed: %s", sqlite3_errmsg(st->db));
+		store_rollback(st);
+		return -1;
+	}
+	st->depth--;
+	return 0;
+}
+
+void store_rollback(store_t *st)
+{
+	if (st->depth <= 0)
+		return;
+	if (st->depth == 1) {
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		/* counters handed out in the rolled-back transaction are reused */
+		char buf[32];
+		st->lrev = store_kv_get(st, "lrev", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : 0;
+		st->lrev_dirty = 0;
+	} else {
+		sqlite3_exec(st->db, "ROLLBACK TO gh; RELEASE gh", NULL, NULL, NULL);
+	}
+	st->depth--;
+}
+
+int store_in_tx(store_t *st) { return st->depth > 0; }
+
+int64_t store_next_lrev(store_t *st)
+{
+	st->lrev_dirty = 1;
+	return ++st->lrev;
+}
+
+int64_t store_lrev(store_t *st) { return st->lrev; }
+
+unsigned store_settings_gen(store_t *st) { return st->settings_gen; }
+void store_settings_touch(store_t *st) { st->settings_gen++; }
+
+int store_schema_version(store_t *st)
+{
+	sqlite3_stmt *s = NULL;
+	int v = -1;
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* Each migration runs in one transaction together with its user_version,
+ * so a crash leaves the database at the previous version, never between. */
+static int migrate(store_t *st, int max_version, gh_err_t *err)
+{
+	int cur = store_schema_version(st);
+	if (cur < 0)
+		return store_db_err(st, err, "reading schema version");
+	if (cur > gh_schema_count)
+		return gh_err(err, 500, "schema", "",
+			      "database schema version %d is newer than this gatehoused (%d)", cur,
+			      gh_schema_count);
+	for (int v = cur + 1; v <= max_version && v <= gh_schema_count; v++) {
+		char pragma[64];
+		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v);
+		if (store_exec(st, "BEGIN IMMEDIATE", err))
+			return -1;
+		if (store_exec(st, gh_schema[v - 1].sql, err) || store_exec(st, pragma, err)) {
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			log_err("store", "migration %s failed", gh_schema[v - 1].name);
+			return -1;
+		}
+		if (store_exec(st, "COMMIT", err))
+			return -1;
+		log_info("store", "applied migration %s", gh_schema[v - 1].name);
+	}
+	return 0;
+}
+
+store_t *store_open_version(const char *path, int max_version, gh_err_t *err)
+{
+	store_t *st = calloc(1, sizeof *st);
+	if (!st) {
+		gh_err(err, 500, "nomem", "", "out of memory");
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		gh_err(err, 500, "database", "", "cannot open database %s: %s", path,
+		       st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	sqlite3_extended_result_codes(st->db, 1);
+	/* WAL: readers (CLI, backup) never block the daemon; NORMAL sync is
+	 * durable across process crashes, and across power loss up to the last
+	 * checkpointed commit. */
+	if (store_exec(st, "PRAGMA journal_mode = WAL", err) ||
+	    store_exec(st, "PRAGMA synchronous = NORMAL", err) ||
+	    store_exec(st, "PRAGMA foreign_keys = ON", err) ||
+	    store_exec(st, "PRAGMA temp_store = MEMORY", err))
+		goto fail;
+	if (migrate(st, max_version, err))
+		goto fail;
+	char buf[32];
+	if (store_schema_version(st) >= 3 && store_kv_get(st, "lrev", buf, sizeof buf) == 0)
+		st->lrev = strtoll(buf, NULL, 10);
+	return st;
+fail:
+	store_close(st);
+	return NULL;
+}
+
+store_t *store_open(const char *path, gh_err_t *err)
+{
+	return store_open_version(path, gh_schema_count, err);
+}
+
+void store_close(store_t *st)
+{
+	if (!st)
+		return;
+	for (unsigned i = 0; i < STMT_SLOTS; i++)
+		if (st->cache[i].stmt)
+			sqlite3_finalize(st->cache[i].stmt);
+	if (st->db)
+		sqlite3_close(st->db);
+	free(st);
+}

@@ -1,0 +1,57 @@
+/* The site store: one SQLite file (WAL, foreign keys on), migrated from the
+ * numbered files of schema/ (compiled in), with a prepared-statement cache.
+ * Only the thread that opened a store may use it. */
+#ifndef GH_STORE_H
+#define GH_STORE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct store store_t;
+
+/* Opens (creating if needed) and migrates the database at PATH to the latest
+ * schema version. Returns NULL with *err filled (status 500) on failure. */
+store_t *store_open(const char *path, gh_err_t *err);
+/* Opens without migrating beyond MAX_VERSION (tests of migrations). */
+store_t *store_open_version(const char *path, int max_version, gh_err_t *err);
+void store_close(store_t *st);
+
+sqlite3 *store_db(store_t *st);
+/* Schema version (PRAGMA user_version) and the newest one compiled in. */
+int store_schema_version(store_t *st);
+int store_schema_latest(void);
+
+/* Cached prepared statement for a static SQL string (keyed by pointer);
+ * reset and bindings cleared. NULL on a prepare error (logged). */
+sqlite3_stmt *store_stmt(store_t *st, const char *sql);
+/* Runs SQL without results; -1 with *err on failure. */
+int store_exec(store_t *st, const char *sql, gh_err_t *err);
+
+/* Nested transactions: the outermost begin/commit are real (BEGIN
+ * IMMEDIATE / COMMIT); inner ones are savepoints, so a failed inner
+ * unit (store_rollback) leaves the outer transaction intact. */
+int store_begin(store_t *st);
+int store_commit(store_t *st);
+void store_rollback(store_t *st);
+int store_in_tx(store_t *st);
+
+/* Local revision counter (device sync deltas): next value, persisted with
+ * the enclosing transaction. */
+int64_t store_next_lrev(store_t *st);
+int64_t store_lrev(store_t *st);
+
+/* sync_state key/value. get copies into BUF (""/-1 if absent). */
+int store_kv_get(store_t *st, const char *key, char *buf, size_t len);
+int store_kv_set(store_t *st, const char *key, const char *value);
+
+/* Generation bumped by every settings change (engine caches reload). */
+unsigned store_settings_gen(store_t *st);
+void store_settings_touch(store_t *st);
+
+/* Maps a SQLite error to *err (status 500) naming WHAT failed. */
+int store_db_err(store_t *st, gh_err_t *err, const char *what);
+
+#endif
