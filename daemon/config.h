@@ -1,0 +1,46 @@
+/* The config file (ADMIN.md), INI parsed with inih. Unknown sections and
+ * keys are errors, so a typo never silently falls back to a default.
+ * Relative paths are taken relative to the config file's folder. */
+#ifndef GH_CONFIG_H
+#define GH_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gh_config {
+	char path[PATH_MAX];
+	char site_id[64];
+	/* [storage] */
+	char db[PATH_MAX];
+	int64_t outbox_max_events;
+	int log_retention_days;
+	/* [mqtt] */
+	char mqtt_host[256];
+	int mqtt_port;
+	char mqtt_username[64];
+	char mqtt_password_file[PATH_MAX];
+	char mqtt_tls_ca[PATH_MAX];
+	int manage_accounts;
+	/* [web] */
+	char web_listen[128];
+	char web_cert[PATH_MAX];
+	char web_key[PATH_MAX];
+	/* [cloud] */
+	char cloud_url[512];
+	char cloud_token_file[PATH_MAX];
+	char cloud_ca_file[PATH_MAX];
+	char cloud_pin_sha256[128];
+	int cloud_insecure;
+	/* [drivers] */
+	char profiles_dir[PATH_MAX];
+	/* [daemon] (extension) */
+	char log_level[16];
+	char control_socket[PATH_MAX];
+} gh_config_t;
+
+/* Loads PATH into *c (defaults first). On error returns -1 and writes one
+ * line "FILE:LINE: what is wrong" (LINE 0 when not about a line) to MSG. */
+int config_load(const char *path, gh_config_t *c, char *msg, size_t len);
+
+#endif

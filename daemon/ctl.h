@@ -1,0 +1,30 @@
+/* The local control socket (a Unix stream socket, mode 0660): one JSON
+ * request per line, one JSON response per line. Ops: "status",
+ * "access.check" (with "device"), "emergency" ({"state":"on"|"off"}).
+ * Served from the daemon's event loop. */
+#ifndef GH_CTL_H
+#define GH_CTL_H
+
+#include <uv.h>
+
+#include "engine.h"
+#include "store.h"
+
+typedef struct ctl ctl_t;
+
+typedef struct ctl_env {
+	store_t *st;
+	engine_t *en;
+	uint64_t started_ms; /* monotonic */
+	const char *wan;
+} ctl_env_t;
+
+/* Listens on PATH (an old socket file is replaced). NULL on failure (logged). */
+ctl_t *ctl_start(uv_loop_t *loop, const char *path, const ctl_env_t *env);
+/* Stops listening and closes clients; the handles finish closing in the loop. */
+void ctl_stop(ctl_t *c);
+
+/* Handles one request (also used by tests and the CLI's local mode). */
+json_t *ctl_handle(const ctl_env_t *env, const json_t *req);
+
+#endif

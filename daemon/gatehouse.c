@@ -1,0 +1,617 @@
+/* gatehouse: the admin CLI (ADMIN.md) on the daemon's database. Edits made
+ * here are local edits: validated by the one validator, audited, and
+ * journaled for the cloud. Decisions go to the running daemon through its
+ * control socket when it is up, else are made in-process. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "engine.h"
+#include "entity.h"
+#include "import.h"
+#include "log.h"
+#include "profile.h"
+#include "reqs.h"
+#include "status.h"
+#include "store.h"
+#include "timeutil.h"
+#include "users.h"
+
+static gh_config_t g_cfg;
+static const ent_ctx_t g_ctx = { .local = 1, .actor = "cli" };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: gatehouse --config FILE COMMAND ...\n"
+		"  status\n"
+		"  user add NAME --role admin|manager|viewer   (password on stdin)\n"
+		"  user passwd NAME | user del NAME\n"
+		"  import residents FILE.csv [--partial]\n"
+		"  access check --device MAC --method M --code C [--apt APT] [--relay N] [--local]\n"
+		"  emergency on|off\n"
+		"  get ENTITY ID | list ENTITY [--limit N] [--cursor ID]\n"
+		"  put ENTITY [FILE.json|-]  (an object, or an array of objects)\n"
+		"  delete ENTITY ID | apartment reset ID\n"
+		"  device add MAC --type N --name NAME\n"
+		"  logs door [--limit N]\n"
+		"  backup FILE | restore FILE (daemon stopped)\n");
+}
+
+static void print_json(const json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	if (s)
+		puts(s);
+	free(s);
+}
+
+static int fail(const gh_err_t *e)
+{
+	if (e->field[0])
+		fprintf(stderr, "gatehouse: %s: %s\n", e->field, e->message);
+	else
+		fprintf(stderr, "gatehouse: %s\n", e->message);
+	return e->status == 404 ? 3 : 1;
+}
+
+static store_t *open_store(void)
+{
+	gh_err_t err = { 0 };
+	if (profiles_load(g_cfg.profiles_dir, &err))
+		fprintf(stderr, "gatehouse: warning: %s\n", err.message);
+	store_t *st = store_open(g_cfg.db, &err);
+	if (!st)
+		fprintf(stderr, "gatehouse: %s\n", err.message);
+	return st;
+}
+
+/* Sends one request line to the daemon; NULL if it is not running. */
+static json_t *daemon_request(const json_t *req)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", g_cfg.control_socket);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+		close(fd);
+		return NULL;
+	}
+	char *line = json_dumps(req, JSON_COMPACT);
+	size_t n = strlen(line);
+	int ok = write(fd, line, n) == (ssize_t)n && write(fd, "\n", 1) == 1;
+	free(line);
+	char buf[65536];
+	size_t got = 0;
+	while (ok && got < sizeof buf - 1) {
+		ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (memchr(buf, '\n', got))
+			break;
+	}
+	close(fd);
+	buf[got] = '\0';
+	return got ? json_loads(buf, 0, NULL) : NULL;
+}
+
+static int read_password(char *buf, size_t len)
+{
+	struct termios old, quiet;
+	int tty = isatty(STDIN_FILENO);
+	if (tty) {
+		fprintf(stderr, "password: ");
+		tcgetattr(STDIN_FILENO, &old);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+	}
+	char *r = fgets(buf, (int)len, stdin);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
+		fputc('\n', stderr);
+	}
+	if (!r)
+		return -1;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return 0;
+}
+
+static int cmd_status(void)
+{
+	json_t *d = daemon_request(json_pack("{s:s}", "op", "status"));
+	if (d) {
+		json_object_del(d, "ok");
+		json_object_set_new(d, "daemon", json_string("running"));
+		print_json(d);
+		json_decref(d);
+		return 0;
+	}
+	store_t *st = open_store();
+	if (!st)
+		return 1;
+	json_t *s = status_json(st, -1, g_cfg.cloud_url[0] ? "down" : "standalone");
+	json_object_set_new(s, "daemon", json_string("stopped"));
+	print_json(s);
+	json_decref(s);
+	store_close(st);
+	return 0;
+}
+
+static int cmd_user(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *sub = argv[0], *name = argv[1], *role = NULL;
+	for (int i = 2; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "--role"))
+			role = argv[i + 1];
+	store_t *st = open_store();
+	if (!st)
+		return 1;
+	gh_err_t err = { 0 };
+	char pw[300];
+	int rc;
+	if (!strcmp(sub, "add") || !strcmp(sub, "passwd")) {
+		if (read_password(pw, sizeof pw)) {
+			fprintf(stderr, "gatehouse: no password on stdin\n");
+			store_close(st);
+			return 2;
+		}
+		rc = !strcmp(sub, "add") ? users_add(st, name, role, pw, "cli", &err)
+					 : users_passwd(st, name, pw, "cli", &err);
+		memset(pw, 0, sizeof pw);
+	} else if (!strcmp(sub, "del")) {
+		rc = users_del(st, name, "cli", &err);
+	} else {
+		store_close(st);
+		usage(stderr);
+		return 2;
+	}
+	store_close(st);
+	if (rc)
+		return fail(&err);
+	printf("user %s: %s done\n", name, sub);
+	return 0;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[0], "residents")) {
+		usage(stderr);
+		return 2;
+	}
+	int partial = argc > 2 && !strcmp(argv[2], "--partial");
+	FILE *f = strcmp(argv[1], "-") ? fopen(argv[1], "r") : stdin;
+	if (!f) {
+		fprintf(stderr, "gatehouse: %s: %s\n", argv[1], strerror(errno));
+		return 1;
+	}
+	store_t *st = open_store();
+	if (!st) {
+		fclose(f);
+		return 1;
+	}
+	const ent_ctx_t ctx = { .local = 1, .actor = "import" };
+	json_t *report = NULL;
+	gh_err_t err = { 0 };
+	int rc = import_residents(st, f, &ctx, partial, &report, &err);
+	if (f != stdin)
+		fclose(f);
+	if (report)
+		print_json(report);
+	json_decref(report);
+	store_close(st);
+	return rc ? fail(&err) : 0;
+}
+
+static int cmd_access(int argc, char **argv)
+{
+	if (argc < 1 || strcmp(argv[0], "check")) {
+		usage(stderr);
+		return 2;
+	}
+	static const struct option opts[] = { { "device", required_argument, NULL, 'd' },
+					      { "board", required_argument, NULL, 'b' },
+					      { "method", required_argument, NULL, 'm' },
+					      { "code", required_argument, NULL, 'c' },
+					      { "apt", required_argument, NULL, 'a' },
+					      { "relay", required_argument, NULL, 'r' },
+					      { "local", no_argument, NULL, 'l' },
+					      { NULL, 0, NULL, 0 } };
+	json_t *req = json_pack("{s:s}", "op", "access.check");
+	int local = 0, o;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 'd': json_object_set_new(req, "device", json_string(optarg)); break;
+		case 'b': json_object_set_new(req, "board", json_string(optarg)); break;
+		case 'm': json_object_set_new(req, "method", json_string(optarg)); break;
+		case 'c': json_object_set_new(req, "code", json_string(optarg)); break;
+		case 'a': json_object_set_new(req, "apt", json_string(optarg)); break;
+		case 'r': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || n < 1 || n > 256) {
+				fprintf(stderr, "gatehouse: --relay must be 1..256\n");
+				json_decref(req);
+				return 2;
+			}
+			json_object_set_new(req, "relay", json_integer(n));
+			break;
+		}
+		case 'l': local = 1; break;
+		default: json_decref(req); usage(stderr); return 2;
+		}
+	}
+	json_t *resp = local ? NULL : daemon_request(req);
+	const char *via = "daemon";
+	if (!resp) {
+		store_t *st = open_store();
+		if (!st) {
+			json_decref(req);
+			return 1;
+		}
+		engine_t *en = engine_new(st);
+		ctl_env_t env = { .st = st, .en = en, .started_ms = gh_mono_ms() };
+		resp = ctl_handle(&env, req);
+		engine_free(en);
+		store_close(st);
+		via = "local";
+	}
+	json_decref(req);
+	json_object_set_new(resp, "via", json_string(via));
+	print_json(resp);
+	int rc = json_is_true(json_object_get(resp, "ok")) ? (json_is_true(json_object_get(resp, "granted")) ? 0 : 4) : 1;
+	json_decref(resp);
+	return rc;
+}
+
+static int cmd_emergency(int argc, char **argv)
+{
+	if (argc < 1 || (strcmp(argv[0], "on") && strcmp(argv[0], "off"))) {
+		usage(stderr);
+		return 2;
+	}
+	json_t *req = json_pack("{s:s,s:s}", "op", "emergency", "state", argv[0]);
+	json_t *resp = daemon_request(req);
+	if (!resp) {
+		store_t *st = open_store();
+		if (!st) {
+			json_decref(req);
+			return 1;
+		}
+		engine_t *en = engine_new(st);
+		ctl_env_t env = { .st = st, .en = en };
+		resp = ctl_handle(&env, req);
+		engine_free(en);
+		store_close(st);
+	}
+	json_decref(req);
+	print_json(resp);
+	int rc = json_is_true(json_object_get(resp, "ok")) ? 0 : 1;
+	json_decref(resp);
+	return rc;
+}
+
+static int entity_arg(const char *name)
+{
+	int e = ent_parse(name);
+	if (e < 0)
+		fprintf(stderr, "gatehouse: unknown entity \"%s\"\n", name);
+	return e;
+}
+
+static int cmd_get(int argc, char **argv)
+{
+	int e;
+	if (argc < 2 || (e = entity_arg(argv[0])) < 0)
+		return 2;
+	store_t *st = open_store();
+	if (!st)
+		return 1;
+	json_t *out = NULL;
+	gh_err_t err = { 0 };
+	int rc = ent_get(st, (ent_t)e, argv[1], &out, &err);
+	if (!rc)
+		print_json(out);
+	json_decref(out);
+	store_close(st);
+	return rc ? fail(&err) : 0;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	int e;
+	if (argc < 1 || (e = entity_arg(argv[0])) < 0)
+		return 2;
+	int limit = 100;
+	const char *cursor = NULL;
+	for (int i = 1; i + 1 < argc; i++) {
+		if (!strcmp(argv[i], "--limit"))
+			limit = (int)strtol(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--cursor"))
+			cursor = argv[i + 1];
+	}
+	store_t *st = open_store();
+	if (!st)
+		return 1;
+	json_t *out = NULL;
+	gh_err_t err = { 0 };
+	int rc = ent_list(st, (ent_t)e, cursor, limit, &out, &err);
+	if (!rc)
+		print_json(out);
+	json_decref(out);
+	store_close(st);
+	return rc ? fail(&err) : 0;
+}
+
+static int cmd_put(int argc, char **argv)
+{
+	int e;
+	if (argc < 1 || (e = entity_arg(argv[0])) < 0)
+		return 2;
+	json_error_t je;
+	json_t *in = (argc < 2 || !strcmp(argv[1], "-")) ? json_loadf(stdin, 0, &je)
+							 : json_load_file(argv[1], 0, &je);
+	if (!in) {
+		fprintf(stderr, "gatehouse: %s:%d: not JSON: %s\n", argc < 2 ? "stdin" : argv[1], je.line, je.text);
+		return 1;
+	}
+	store_t *st = open_store();
+	if (!st) {
+		json_decref(in);
+		return 1;
+	}
+	json_t *list = json_is_array(in) ? json_incref(in) : json_pack("[O]", in);
+	size_t i;
+	json_t *x;
+	int rc = 0;
+	gh_err_t err = { 0 };
+	store_begin(st);
+	json_array_foreach(list, i, x) {
+		json_t *out = NULL;
+		if (ent_put(st, (ent_t)e, NULL, x, &g_ctx, &out, &err)) {
+			fprintf(stderr, "gatehouse: item %zu: ", i);
+			rc = fail(&err);
+			break;
+		}
+		if (json_array_size(list) == 1)
+			print_json(out);
+		json_decref(out);
+	}
+	if (rc)
+		store_rollback(st);
+	else if (store_commit(st))
+		rc = 1;
+	if (!rc && json_array_size(list) > 1)
+		printf("%zu %s stored\n", json_array_size(list), ent_plural((ent_t)e));
+	json_decref(list);
+	json_decref(in);
+	store_close(st);
+	return rc;
+}
+
+static int cmd_delete(int argc, char **argv)
+{
+	int e;
+	if (argc < 2 || (e = entity_arg(argv[0])) < 0)
+		return 2;
+	store_t *st = open_store();
+	if (!st)
+		return 1;
+	gh_err_t err = { 0 };
+	int rc = ent_delete(st, (ent_t)e, argv[1], &g_ctx, &err);
+	store_close(st);
+	if (rc)
+		return fail(&err);
+	printf("%s %s deleted\n", ent_name((ent_t)e), argv[1]);
+	return 0;
+}
+
+static int cmd_apartment(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[0], "reset")) {
+		usage(stderr);
+		return 2;
+	}
+	store_t *st = open_store();
+	if (!st)
+		return 1;
+	gh_err_t err = { 0 };
+	int rc = ent_apartment_reset(st, argv[1], &g_ctx, &err);
+	store_close(st);
+	if (rc)
+		return fail(&err);
+	printf("apartment %s reset\n", argv[1]);
+	return 0;
+}
+
+static int cmd_device(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[0], "add")) {
+		usage(stderr);
+		return 2;
+	}
+	long type = -1;
+	const char *name = NULL;
+	for (int i = 2; i + 1 < argc; i++) {
+		if (!strcmp(argv[i], "--type"))
+			type = strtol(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--name"))
+			name = argv[i + 1];
+	}
+	if (type < 0 || !name) {
+		fprintf(stderr, "gatehouse: device add needs --type N and --name NAME\n");
+		return 2;
+	}
+	store_t *st = open_store();
+	if (!st)
+		return 1;
+	gh_err_t err = { 0 };
+	json_t *mac = json_pack("{s:s}", "id", argv[1]);
+	json_t *dev = json_pack("{s:s,s:i,s:s}", "id", argv[1], "type", (int)type, "name", name);
+	json_t *out = NULL;
+	int rc = store_begin(st);
+	/* the installer registering a device adds its MAC to the library too */
+	json_t *have = NULL;
+	if (!rc && ent_get(st, ENT_MAC, argv[1], &have, NULL))
+		rc = ent_put(st, ENT_MAC, NULL, mac, &g_ctx, NULL, &err);
+	json_decref(have);
+	if (!rc)
+		rc = ent_put(st, ENT_DEVICE, NULL, dev, &g_ctx, &out, &err);
+	if (rc)
+		store_rollback(st);
+	else
+		rc = store_commit(st);
+	json_decref(mac);
+	json_decref(dev);
+	store_close(st);
+	if (rc) {
+		json_decref(out);
+		return fail(&err);
+	}
+	print_json(out);
+	json_decref(out);
+	fprintf(stderr, "note: MQTT accounts are issued once the device link is enabled\n");
+	return 0;
+}
+
+static int cmd_logs(int argc, char **argv)
+{
+	if (argc < 1 || strcmp(argv[0], "door")) {
+		usage(stderr);
+		return 2;
+	}
+	int limit = 20;
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "--limit"))
+			limit = (int)strtol(argv[i + 1], NULL, 10);
+	store_t *st = open_store();
+	if (!st)
+		return 1;
+	sqlite3_stmt *s = NULL;
+	sqlite3_prepare_v2(store_db(st), "SELECT id, ts, device, relay, board, channel, apt, initiator, "
+					 "method, code, result, reason FROM door_logs ORDER BY id DESC LIMIT ?",
+			   -1, &s, NULL);
+	sqlite3_bind_int(s, 1, limit);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		char when[32];
+		struct tm tm;
+		gh_localtime(sqlite3_column_int64(s, 1), &tm);
+		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+		printf("%6lld %s %-12s relay %-2d apt %-6s %-20s %-8s %-10s %-7s %s\n",
+		       (long long)sqlite3_column_int64(s, 0), when,
+		       sqlite3_column_text(s, 2) ? (const char *)sqlite3_column_text(s, 2)
+						 : (const char *)sqlite3_column_text(s, 4),
+		       sqlite3_column_int(s, sqlite3_column_type(s, 2) == SQLITE_NULL ? 5 : 3),
+		       sqlite3_column_text(s, 6) ? (const char *)sqlite3_column_text(s, 6) : "-",
+		       sqlite3_column_text(s, 7) ? (const char *)sqlite3_column_text(s, 7) : "-",
+		       sqlite3_column_text(s, 8), sqlite3_column_text(s, 9), sqlite3_column_text(s, 10),
+		       sqlite3_column_text(s, 11) ? (const char *)sqlite3_column_text(s, 11) : "");
+	}
+	sqlite3_finalize(s);
+	store_close(st);
+	return 0;
+}
+
+static int copy_db(sqlite3 *from, sqlite3 *to)
+{
+	sqlite3_backup *b = sqlite3_backup_init(to, "main", from, "main");
+	if (!b)
+		return -1;
+	int rc;
+	/* in steps, so a running daemon is never blocked for long */
+	while ((rc = sqlite3_backup_step(b, 256)) == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		sqlite3_sleep(5);
+	sqlite3_backup_finish(b);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int cmd_backup(const char *file, int restore)
+{
+	if (restore) {
+		json_t *d = daemon_request(json_pack("{s:s}", "op", "status"));
+		if (d) {
+			json_decref(d);
+			fprintf(stderr, "gatehouse: restore needs the daemon stopped (systemctl stop gatehoused)\n");
+			return 1;
+		}
+	}
+	sqlite3 *src = NULL, *dst = NULL;
+	const char *from = restore ? file : g_cfg.db, *to = restore ? g_cfg.db : file;
+	int rc = sqlite3_open_v2(from, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+		 sqlite3_open_v2(to, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+		 copy_db(src, dst);
+	if (rc)
+		fprintf(stderr, "gatehouse: %s %s -> %s failed: %s\n", restore ? "restore" : "backup", from,
+			to, sqlite3_errmsg(dst ? dst : src));
+	sqlite3_close(src);
+	sqlite3_close(dst);
+	if (!rc)
+		printf("%s %s -> %s done\n", restore ? "restore" : "backup", from, to);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cfgpath = getenv("GATEHOUSE_CONFIG");
+	int i = 1;
+	if (i < argc && !strcmp(argv[i], "--version")) {
+		printf("gatehouse %s\n", GH_VERSION);
+		return 0;
+	}
+	if (i + 1 < argc && !strcmp(argv[i], "--config")) {
+		cfgpath = argv[i + 1];
+		i += 2;
+	}
+	if (!cfgpath) {
+		cfgpath = "/etc/gatehouse/gatehouse.conf";
+	}
+	if (i >= argc || !strcmp(argv[i], "--help") || !strcmp(argv[i], "help")) {
+		usage(i >= argc ? stderr : stdout);
+		return i >= argc ? 2 : 0;
+	}
+	char msg[600];
+	if (config_load(cfgpath, &g_cfg, msg, sizeof msg)) {
+		fprintf(stderr, "gatehouse: %s\n", msg);
+		return 2;
+	}
+	gh_log_set_level(GH_LOG_WARN);
+	const char *cmd = argv[i];
+	int n = argc - i - 1;
+	char **rest = argv + i + 1;
+	int rc;
+	if (!strcmp(cmd, "status")) rc = cmd_status();
+	else if (!strcmp(cmd, "user")) rc = cmd_user(n, rest);
+	else if (!strcmp(cmd, "import")) rc = cmd_import(n, rest);
+	else if (!strcmp(cmd, "access")) rc = cmd_access(n, rest);
+	else if (!strcmp(cmd, "emergency")) rc = cmd_emergency(n, rest);
+	else if (!strcmp(cmd, "get")) rc = cmd_get(n, rest);
+	else if (!strcmp(cmd, "list")) rc = cmd_list(n, rest);
+	else if (!strcmp(cmd, "put")) rc = cmd_put(n, rest);
+	else if (!strcmp(cmd, "delete")) rc = cmd_delete(n, rest);
+	else if (!strcmp(cmd, "apartment")) rc = cmd_apartment(n, rest);
+	else if (!strcmp(cmd, "device")) rc = cmd_device(n, rest);
+	else if (!strcmp(cmd, "logs")) rc = cmd_logs(n, rest);
+	else if (!strcmp(cmd, "backup") && n == 1) rc = cmd_backup(rest[0], 0);
+	else if (!strcmp(cmd, "restore") && n == 1) rc = cmd_backup(rest[0], 1);
+	else {
+		usage(stderr);
+		rc = 2;
+	}
+	profiles_free();
+	return rc;
+}

@@ -1,0 +1,181 @@
+/* gatehoused: the site gateway daemon. One libuv loop; everything is a file
+ * descriptor or a timer. Signals arrive through uv_signal (a self-pipe), so
+ * no work happens in signal context. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <uv.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "engine.h"
+#include "entity.h"
+#include "log.h"
+#include "profile.h"
+#include "settings.h"
+#include "store.h"
+#include "timeutil.h"
+
+typedef struct app {
+	uv_loop_t *loop;
+	gh_config_t cfg;
+	store_t *st;
+	engine_t *en;
+	ctl_t *ctl;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t watchdog;
+	uint64_t started_ms;
+} app_t;
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: gatehoused --config FILE [--check-config] [--version]\n"
+		   "  runs the gatehouse site gateway in the foreground (systemd Type=notify)\n");
+}
+
+static void stop(app_t *a, const char *why)
+{
+	log_info("main", "stopping (%s)", why);
+	sd_notify(0, "STOPPING=1");
+	ctl_stop(a->ctl);
+	a->ctl = NULL;
+	uv_close((uv_handle_t *)&a->sig_term, NULL);
+	uv_close((uv_handle_t *)&a->sig_int, NULL);
+	uv_close((uv_handle_t *)&a->sig_hup, NULL);
+	uv_close((uv_handle_t *)&a->watchdog, NULL);
+}
+
+static void reload(app_t *a)
+{
+	gh_config_t nc;
+	char msg[512];
+	if (config_load(a->cfg.path, &nc, msg, sizeof msg)) {
+		log_err("main", "reload refused, keeping the running config: %s", msg);
+		return;
+	}
+	gh_log_set_level(gh_log_level_from_name(nc.log_level));
+	gh_err_t err = { 0 };
+	if (profiles_load(nc.profiles_dir, &err))
+		log_err("main", "reload: profiles kept: %s", err.message);
+	/* the database path, sockets and site id need a restart */
+	if (strcmp(nc.db, a->cfg.db) || strcmp(nc.control_socket, a->cfg.control_socket))
+		log_warn("main", "reload: db and control_socket changes take effect after a restart");
+	snprintf(a->cfg.log_level, sizeof a->cfg.log_level, "%s", nc.log_level);
+	snprintf(a->cfg.profiles_dir, sizeof a->cfg.profiles_dir, "%s", nc.profiles_dir);
+	log_info("main", "configuration reloaded");
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	app_t *a = h->data;
+	if (signum == SIGHUP) {
+		reload(a);
+		return;
+	}
+	stop(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	(void)t;
+	/* sent from the loop itself: a stuck loop stops the pings */
+	sd_notify(0, "WATCHDOG=1");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
+					      { "check-config", no_argument, NULL, 'k' },
+					      { "version", no_argument, NULL, 'V' },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	const char *cfgpath = NULL;
+	int check_only = 0, o;
+	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': cfgpath = optarg; break;
+		case 'k': check_only = 1; break;
+		case 'V': printf("gatehoused %s\n", GH_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!cfgpath || optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	app_t a = { 0 };
+	char msg[600];
+	if (config_load(cfgpath, &a.cfg, msg, sizeof msg)) {
+		fprintf(stderr, "gatehoused: %s\n", msg);
+		return 2;
+	}
+	gh_log_set_level(gh_log_level_from_name(a.cfg.log_level));
+	gh_err_t err = { 0 };
+	if (profiles_load(a.cfg.profiles_dir, &err)) {
+		fprintf(stderr, "gatehoused: %s:0: [drivers] profiles_dir: %s\n", cfgpath, err.message);
+		return 2;
+	}
+	if (check_only) {
+		printf("%s: ok\n", cfgpath);
+		profiles_free();
+		return 0;
+	}
+	umask(0027); /* database, logs and sockets: no access for others */
+	log_info("main", "gatehoused %s starting, site %s, database %s", GH_VERSION, a.cfg.site_id, a.cfg.db);
+	a.st = store_open(a.cfg.db, &err);
+	if (!a.st) {
+		log_err("main", "cannot open the site database: %s", err.message);
+		profiles_free();
+		return 1;
+	}
+	a.en = engine_new(a.st);
+	settings_t set;
+	if (settings_load(a.st, &set) == 0) {
+		if (gh_tz_set(set.timezone))
+			log_warn("main", "site time zone %s unknown: using UTC", set.timezone);
+		settings_free(&set);
+	}
+
+	a.loop = uv_default_loop();
+	a.started_ms = gh_mono_ms();
+	ctl_env_t env = { .st = a.st, .en = a.en, .started_ms = a.started_ms,
+			  .wan = a.cfg.cloud_url[0] ? "down" : "standalone" };
+	a.ctl = ctl_start(a.loop, a.cfg.control_socket, &env);
+	if (!a.ctl) {
+		engine_free(a.en);
+		store_close(a.st);
+		profiles_free();
+		return 1;
+	}
+	uv_signal_t *sigs[] = { &a.sig_term, &a.sig_int, &a.sig_hup };
+	int signums[] = { SIGTERM, SIGINT, SIGHUP };
+	for (int i = 0; i < 3; i++) {
+		uv_signal_init(a.loop, sigs[i]);
+		sigs[i]->data = &a;
+		uv_signal_start(sigs[i], on_signal, signums[i]);
+	}
+	uv_timer_init(a.loop, &a.watchdog);
+	uint64_t wd_usec = 0;
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0)
+		uv_timer_start(&a.watchdog, on_watchdog, 0, wd_usec / 2000);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* doors can be served from local state from here on */
+	sd_notify(0, "READY=1\nSTATUS=serving from local state");
+	log_info("main", "ready: %lld persons, %lld credentials, %lld devices",
+		 (long long)ent_count(a.st, ENT_PERSON), (long long)ent_count(a.st, ENT_CREDENTIAL),
+		 (long long)ent_count(a.st, ENT_DEVICE));
+	uv_run(a.loop, UV_RUN_DEFAULT);
+
+	uv_loop_close(a.loop);
+	engine_free(a.en);
+	store_close(a.st);
+	profiles_free();
+	log_info("main", "stopped");
+	return 0;
+}

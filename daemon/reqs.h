@@ -1,0 +1,22 @@
+/* Request handlers of the device contract (MQTT.md "Requests"), shared by
+ * every transport (the MQTT link and the local control socket): JSON
+ * request in, JSON response out, never NULL. */
+#ifndef GH_REQS_H
+#define GH_REQS_H
+
+#include <jansson.h>
+
+#include "engine.h"
+
+/* {"rid","ok":false,"error":{"code","message"}} (rid omitted when NULL). */
+json_t *reqs_error(const char *rid, const char *code, const char *message);
+
+/* access.check for DEVICE (the requesting device's MAC; the control socket
+ * passes the request's "device"). Request: method, code, apt, relay.
+ * Response: granted, relays, reason, person, floors (+ door_log id). */
+json_t *reqs_access_check(engine_t *en, const char *device, const json_t *req);
+
+/* The JSON form of a decision (without rid/ok). */
+json_t *reqs_result_json(const access_result_t *r);
+
+#endif
