@@ -19,9 +19,7 @@
 
 struct engine {
 	store_t *st;
-	unsigned settings_gen;
-	int settings_loaded;
-	settings_t set;
+	const settings_t *set; /* settings_get(): valid until the next store write */
 };
 
 static const char *const reason_names[R__COUNT] = {
@@ -41,24 +39,13 @@ engine_t *engine_new(store_t *st)
 
 void engine_free(engine_t *en)
 {
-	if (!en)
-		return;
-	settings_free(&en->set);
 	free(en);
 }
 
 static int refresh_settings(engine_t *en)
 {
-	if (en->settings_loaded && en->settings_gen == store_settings_gen(en->st))
-		return 0;
-	settings_free(&en->set);
-	if (settings_load(en->st, &en->set))
-		return -1;
-	if (strcmp(gh_tz_name(), en->set.timezone) && gh_tz_set(en->set.timezone))
-		log_warn("engine", "site time zone %s unknown, keeping %s", en->set.timezone, gh_tz_name());
-	en->settings_gen = store_settings_gen(en->st);
-	en->settings_loaded = 1;
-	return 0;
+	en->set = settings_get(en->st);
+	return en->set ? 0 : -1;
 }
 
 /* ---- candidate relays ---- */
@@ -264,7 +251,7 @@ static int find_holders(dctx_t *d, holder_t *h, int *nh, gh_err_t *err)
 		const char *type = is_pin ? "pin" : m;
 		char scopes[4][64];
 		int nscopes = 0;
-		if (is_pin && d->en->set.apt_pin && d->q->apt && *d->q->apt) {
+		if (is_pin && d->en->set->apt_pin && d->q->apt && *d->q->apt) {
 			/* APT+PIN: the APT names the apartment, within the device's building */
 			sqlite3_stmt *s = store_stmt(st, "SELECT id FROM apartments WHERE apt = ?1 AND "
 							 "(?2 = '' OR building = ?2) LIMIT 4");
@@ -314,7 +301,7 @@ static int find_holders(dctx_t *d, holder_t *h, int *nh, gh_err_t *err)
 		while (sqlite3_step(s) == SQLITE_ROW && *nh < MAX_HOLDERS) {
 			char apt_id[64];
 			copy_col(apt_id, sizeof apt_id, s, 1);
-			if (is_pin && d->en->set.apt_pin && d->q->apt && *d->q->apt && *apt_id) {
+			if (is_pin && d->en->set->apt_pin && d->q->apt && *d->q->apt && *apt_id) {
 				/* APT+PIN: the key must belong to the APT typed */
 				sqlite3_stmt *a = store_stmt(st, "SELECT 1 FROM apartments WHERE id = ? AND apt = ?");
 				if (!a)
@@ -490,7 +477,7 @@ static int eval_person(dctx_t *d, const holder_t *h, access_result_t *r, gh_err_
 		if (!d->is_board && !strcmp(d->dev_area, "apartment")) {
 			/* private area: the apartment's own devices, unless the site
 			 * manages public areas only */
-			why = (!d->en->set.public_only && *apt && !strcmp(apt, d->dev_apartment))
+			why = (!d->en->set->public_only && *apt && !strcmp(apt, d->dev_apartment))
 				      ? R_NONE
 				      : eval_groups(d, c, h->id, apt, building);
 		} else {
@@ -679,8 +666,7 @@ static int write_door_log(dctx_t *d, access_result_t *r, gh_err_t *err)
 		sqlite3_bind_text(s, i++, d->dev_building, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(s, i++);
-	sqlite3_bind_text(s, i++, r->apartment, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, i++, r->apartment, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, i++, r->apartment, -1, SQLITE_STATIC); /* ?7, used twice */
 	sqlite3_bind_text(s, i++, r->person, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, i++, r->person_name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, i++, d->q->method, -1, SQLITE_STATIC);
@@ -862,7 +848,7 @@ int engine_emergency_set(engine_t *en, int on, const json_t *doors, const char *
 		return gh_err(err, 400, "invalid", "doors", "doors must be \"all\" or a list of relays");
 	json_t *prev = NULL;
 	int was_on = engine_emergency_state(en, &prev);
-	json_t *t = on ? emergency_targets(en, doors ? doors : en->set.emergency_doors)
+	json_t *t = on ? emergency_targets(en, doors ? doors : en->set->emergency_doors)
 		       : (prev ? json_incref(prev) : json_array());
 	json_t *state = json_pack("{s:b,s:O,s:I}", "on", on, "doors", t, "since", (json_int_t)gh_now());
 	char *txt = jdump(state);

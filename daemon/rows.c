@@ -404,12 +404,10 @@ static int w_credential(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 	const char *key = json_string_value(json_object_get(v->d, "temp_key"));
 	char scope[80] = "";
 	if (!strcmp(type, "pin")) {
-		settings_t set;
-		if (settings_load(v->st, &set))
+		const settings_t *set = settings_get(v->st);
+		if (!set)
 			return -1;
-		int aptpin = set.apt_pin;
-		settings_free(&set);
-		if (aptpin) {
+		if (set->apt_pin) {
 			sqlite3_stmt *s = store_stmt(v->st, person ? "SELECT apartment FROM persons WHERE id = ?"
 								   : "SELECT apartment FROM temp_keys WHERE id = ?");
 			if (!s)

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "entity.h"
+#include "log.h"
+#include "timeutil.h"
 
 json_t *settings_defaults(void)
 {
@@ -57,4 +59,27 @@ void settings_free(settings_t *s)
 {
 	json_decref(s->emergency_doors);
 	s->emergency_doors = NULL;
+}
+
+/* One cache per process: the daemon and the CLI each open one store. */
+static struct {
+	unsigned serial, gen;
+	int valid;
+	settings_t s;
+} g_cache;
+
+const settings_t *settings_get(store_t *st)
+{
+	if (g_cache.valid && g_cache.serial == store_serial(st) && g_cache.gen == store_settings_gen(st))
+		return &g_cache.s;
+	settings_free(&g_cache.s);
+	g_cache.valid = 0;
+	if (settings_load(st, &g_cache.s))
+		return NULL;
+	if (strcmp(gh_tz_name(), g_cache.s.timezone) && gh_tz_set(g_cache.s.timezone))
+		log_warn("store", "site time zone %s unknown, keeping %s", g_cache.s.timezone, gh_tz_name());
+	g_cache.serial = store_serial(st);
+	g_cache.gen = store_settings_gen(st);
+	g_cache.valid = 1;
+	return &g_cache.s;
 }

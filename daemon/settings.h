@@ -21,6 +21,10 @@ typedef struct settings {
 	json_t *emergency_doors; /* "all" or a list of relay refs (owned) */
 } settings_t;
 
+/* The settings of ST, cached until they change (store_settings_gen);
+ * also makes the site's time zone the process's. NULL on a database error. */
+const settings_t *settings_get(store_t *st);
+
 /* Reads the stored settings (defaults when never set). */
 int settings_load(store_t *st, settings_t *out);
 void settings_free(settings_t *s);

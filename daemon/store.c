@@ -15,6 +15,8 @@ struct store {
 	int64_t lrev;
 	int lrev_dirty;
 	unsigned settings_gen;
+	unsigned serial;
+	int64_t data_version;
 	struct {
 		const char *sql;
 		sqlite3_stmt *stmt;
@@ -171,7 +173,23 @@ int64_t store_next_lrev(store_t *st)
 
 int64_t store_lrev(store_t *st) { return st->lrev; }
 
-unsigned store_settings_gen(store_t *st) { return st->settings_gen; }
+unsigned store_settings_gen(store_t *st)
+{
+	/* another process (the CLI, a restore) may have changed the settings:
+	 * PRAGMA data_version moves only for other connections' commits */
+	sqlite3_stmt *s = store_stmt(st, "PRAGMA data_version");
+	if (s && sqlite3_step(s) == SQLITE_ROW) {
+		int64_t dv = sqlite3_column_int64(s, 0);
+		if (dv != st->data_version) {
+			st->data_version = dv;
+			st->settings_gen++;
+		}
+	}
+	if (s)
+		sqlite3_reset(s);
+	return st->settings_gen;
+}
+unsigned store_serial(store_t *st) { return st->serial; }
 void store_settings_touch(store_t *st) { st->settings_gen++; }
 
 int store_schema_version(store_t *st)
@@ -226,6 +244,8 @@ store_t *store_open_version(const char *path, int max_version, gh_err_t *err)
 		       st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto fail;
 	}
+	static unsigned serials;
+	st->serial = ++serials;
 	sqlite3_busy_timeout(st->db, 5000);
 	sqlite3_extended_result_codes(st->db, 1);
 	/* WAL: readers (CLI, backup) never block the daemon; NORMAL sync is

@@ -50,6 +50,8 @@ int store_kv_set(store_t *st, const char *key, const char *value);
 /* Generation bumped by every settings change (engine caches reload). */
 unsigned store_settings_gen(store_t *st);
 void store_settings_touch(store_t *st);
+/* Unique per opened store in this process (caches key on it). */
+unsigned store_serial(store_t *st);
 
 /* Maps a SQLite error to *err (status 500) naming WHAT failed. */
 int store_db_err(store_t *st, gh_err_t *err, const char *what);

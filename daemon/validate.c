@@ -838,11 +838,10 @@ static int v_temp_key(vctx_t *v)
 		return E422(v, "devices", "uses_per_device needs the door phones (devices) it counts on");
 	if (sc.repeat == SCHED_NEVER && !sc.has_end)
 		return E422(v, "schedule.end", "a temp key that does not repeat needs an expiry (schedule.end)");
-	settings_t set;
-	if (settings_load(v->st, &set))
+	const settings_t *set = settings_get(v->st);
+	if (!set)
 		return store_db_err(v->st, v->err, "reading settings");
-	int maxd = set.temp_key_max_days, aptpin = set.apt_pin;
-	settings_free(&set);
+	int maxd = set->temp_key_max_days, aptpin = set->apt_pin;
 	if (maxd > 0 && sc.has_end) {
 		int64_t start = sc.has_start ? sc.start : gh_now();
 		if (sc.end - start > (int64_t)maxd * 86400)
@@ -934,11 +933,10 @@ static int v_credential(vctx_t *v)
 	}
 	char scopebuf[80] = "";
 	if (type == 0) {
-		settings_t set;
-		if (settings_load(v->st, &set))
+		const settings_t *set = settings_get(v->st);
+		if (!set)
 			return store_db_err(v->st, v->err, "reading settings");
-		int aptpin = set.apt_pin;
-		settings_free(&set);
+		int aptpin = set->apt_pin;
 		const char *scope = "";
 		if (aptpin) {
 			sqlite3_stmt *s = store_stmt(v->st, person ? "SELECT apartment FROM persons WHERE id = ?"
@@ -1000,6 +998,9 @@ static int v_parking_lot(vctx_t *v)
 
 int validate_entity(vctx_t *v)
 {
+	/* local date-times in the input are the site's (settings_get sets TZ) */
+	if (v->e != ENT_SETTINGS && !settings_get(v->st))
+		return store_db_err(v->st, v->err, "reading settings");
 	switch (v->e) {
 	case ENT_SETTINGS: return v_settings(v);
 	case ENT_MAC: return v_mac(v);
