@@ -39,6 +39,13 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 BINS := $(BUILD)/gatehoused $(BUILD)/gatehouse
 
+# V=1 shows the full command lines
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 .PHONY: all check check-unit check-san bench demo deps install deb clean help
 
 all: $(BINS)
@@ -53,29 +60,35 @@ help:
 
 vpath %.c daemon drivers
 $(BUILD)/obj/%.o: %.c | $(BUILD)/obj
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/schema_gen.c: tools/embed-schema.sh $(SCHEMA) | $(BUILD)/obj
-	sh tools/embed-schema.sh $@ $(SCHEMA)
+	@echo "  SCHEMA  $@"
+	$(Q)sh tools/embed-schema.sh $@ $(SCHEMA)
 
 $(BUILD)/obj/schema_gen.o: $(BUILD)/schema_gen.c
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/gatehoused: $(BUILD)/obj/gatehoused.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/gatehouse: $(BUILD)/obj/gatehouse.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIB) | $(BUILD)/tests
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcriterion
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcriterion
 
 $(BUILD)/bench/%: bench/%.c $(LIB) | $(BUILD)/bench
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+	@echo "  BENCH   $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@

@@ -81,7 +81,11 @@ static json_t *daemon_request(const json_t *req)
 	if (fd < 0)
 		return NULL;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", g_cfg.control_socket);
+	if (strlen(g_cfg.control_socket) >= sizeof sa.sun_path) {
+		close(fd);
+		return NULL;
+	}
+	memcpy(sa.sun_path, g_cfg.control_socket, strlen(g_cfg.control_socket) + 1);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
 		close(fd);
 		return NULL;

@@ -1,0 +1,141 @@
+#!/bin/sh
+# End-to-end tests of the two programs as an installer uses them: the
+# daemon on a real SQLite file with its control socket, and the CLI.
+# Prints "N passed, N failed"; exits non-zero on any failure.
+set -u
+B=${GH_BUILD:-build}
+ROOT=$(pwd)
+T=$(mktemp -d /tmp/gh-cli-XXXXXX)
+DPID=""
+pass=0
+failn=0
+cleanup() {
+	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() { pass=$((pass + 1)); echo "  ok    $1"; }
+bad() { failn=$((failn + 1)); echo "  FAIL  $1"; [ -f "$T/out" ] && sed 's/^/        /' "$T/out" | head -20; }
+check() { # name, command...
+	name=$1; shift
+	if "$@" >"$T/out" 2>&1; then ok "$name"; else bad "$name"; fi
+}
+gh() { "$ROOT/$B/gatehouse" --config "$T/gh.conf" "$@"; }
+
+cat >"$T/gh.conf" <<CONF
+[site]
+id = test-site
+[storage]
+db = site.db
+[drivers]
+profiles_dir = $ROOT/drivers/profiles
+[daemon]
+control_socket = ctl.sock
+log_level = info
+CONF
+
+echo "== cli: config errors"
+printf '[site]\nid = x\n[storage]\nbogus = 1\n' >"$T/bad.conf"
+"$ROOT/$B/gatehoused" --config "$T/bad.conf" >"$T/out" 2>&1
+rc=$?
+if [ $rc -eq 2 ] && grep -q 'bad.conf:4: unknown key "bogus" in section \[storage\]' "$T/out" &&
+	[ "$(wc -l <"$T/out")" -eq 1 ]; then ok "bad key exits 2 with file:line"; else bad "bad key exits 2 with file:line (rc=$rc)"; fi
+printf '[storage]\ndb = x.db\n' >"$T/bad2.conf"
+"$ROOT/$B/gatehoused" --config "$T/bad2.conf" >"$T/out" 2>&1
+[ $? -eq 2 ] && grep -q 'site\] id is required' "$T/out" && ok "missing site id exits 2" || bad "missing site id exits 2"
+"$ROOT/$B/gatehoused" --config "$T/nonexistent.conf" >"$T/out" 2>&1
+[ $? -eq 2 ] && grep -q 'nonexistent.conf:0: cannot read' "$T/out" && ok "missing config exits 2" || bad "missing config exits 2"
+check "--check-config accepts a good file" "$ROOT/$B/gatehoused" --config "$T/gh.conf" --check-config
+
+echo "== cli: seeding through the validator"
+cat >"$T/site.json" <<JSON
+{"timezone": "Europe/Vienna", "pin_mode": "pin"}
+JSON
+check "put settings" gh put settings "$T/site.json"
+echo '[{"id":"0C11050B9814"},{"id":"0C11050B9815"}]' >"$T/macs.json"
+check "put macs" gh put mac "$T/macs.json"
+echo '{"id":"b1","name":"Block A"}' | gh put building - >"$T/out" 2>&1 && ok "put building from stdin" || bad "put building from stdin"
+echo '{"id":"a101","building":"b1","apt":"101","floor":"3"}' | gh put apartment - >"$T/out" 2>&1 && ok "put apartment" || bad "put apartment"
+echo '{"id":"a1","building":"b1","apt":"#12"}' | gh put apartment - >"$T/out" 2>&1
+[ $? -ne 0 ] && grep -q "apt: apt must be" "$T/out" && ok "bad APT refused naming the field" || bad "bad APT refused naming the field"
+check "device add (MAC into library)" gh device add 0C11050B9816 --type 0 --name "Gate"
+echo '{"id":"0C11050B9814","type":0,"name":"Main entrance","area":"building","building":"b1","relays":[{"n":1,"name":"Door"}]}' |
+	gh put device - >"$T/out" 2>&1 && ok "put door phone" || bad "put door phone"
+echo '{"id":"p1","kind":"resident","apartment":"a101","first_name":"Anna","last_name":"Berger"}' | gh put person - >"$T/out" 2>&1 && ok "put person" || bad "put person"
+echo '{"id":"c1","person":"p1","type":"pin","code":"1234"}' | gh put credential - >"$T/out" 2>&1 && ok "put PIN" || bad "put PIN"
+echo '{"id":"c2","person":"p1","type":"pin","code":"9123"}' | gh put credential - >"$T/out" 2>&1
+[ $? -ne 0 ] && grep -q "must not start with 9" "$T/out" && ok "PIN starting with 9 refused" || bad "PIN starting with 9 refused"
+echo '{"id":"g1","name":"Block A","building":"b1","relays":[{"device":"0C11050B9814","relay":1}]}' | gh put access_group - >"$T/out" 2>&1 && ok "put default group" || bad "put default group"
+gh get person p1 >"$T/out" 2>&1 && grep -q '"first_name": "Anna"' "$T/out" && ok "get person" || bad "get person"
+gh get person nobody >"$T/out" 2>&1
+[ $? -eq 3 ] && ok "get unknown -> exit 3" || bad "get unknown -> exit 3"
+
+echo "== cli: decisions without the daemon"
+gh access check --device 0C11050B9814 --method pin --code 1234 --relay 1 >"$T/out" 2>&1
+[ $? -eq 0 ] && grep -q '"granted": true' "$T/out" && grep -q '"via": "local"' "$T/out" && ok "local access check granted" || bad "local access check granted"
+gh access check --device 0C11050B9814 --method pin --code 4321 >"$T/out" 2>&1
+[ $? -eq 4 ] && grep -q '"reason": "unknown_credential"' "$T/out" && ok "unknown PIN denied (exit 4)" || bad "unknown PIN denied (exit 4)"
+
+echo "== cli: users"
+printf 'correct horse battery\n' | gh user add alice --role manager >"$T/out" 2>&1 && ok "user add (password on stdin)" || bad "user add"
+printf 'correct horse battery\n' | gh user add alice --role manager >"$T/out" 2>&1
+[ $? -ne 0 ] && grep -q "already exists" "$T/out" && ok "duplicate user refused" || bad "duplicate user refused"
+printf 'short\n' | gh user add bob --role viewer >"$T/out" 2>&1
+[ $? -ne 0 ] && grep -q "8-256" "$T/out" && ok "short password refused" || bad "short password refused"
+printf 'x\n' | gh user add carol --role root >"$T/out" 2>&1
+[ $? -ne 0 ] && grep -q "role must be" "$T/out" && ok "bad role refused" || bad "bad role refused"
+h=$(sqlite3 "$T/site.db" "select hash from users where name='alice'")
+case "$h" in '$scrypt$ln=14,r=8,p=1$'*) ok "password stored as scrypt hash" ;; *) bad "password stored as scrypt hash" ;; esac
+sqlite3 "$T/site.db" "select count(*) from audit_logs where action='user_add' and eid='alice'" | grep -qx 1 && ok "user add audited" || bad "user add audited"
+
+echo "== daemon: start, serve, reload, stop"
+"$ROOT/$B/gatehoused" --config "$T/gh.conf" 2>"$T/daemon.log" &
+DPID=$!
+i=0
+while [ ! -S "$T/ctl.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+[ -S "$T/ctl.sock" ] && ok "daemon listens on its control socket" || bad "daemon listens on its control socket"
+perm=$(stat -c %a "$T/ctl.sock" 2>/dev/null)
+[ "$perm" = "660" ] && ok "control socket is 0660" || bad "control socket is 0660 (got $perm)"
+gh status >"$T/out" 2>&1 && grep -q '"daemon": "running"' "$T/out" && grep -q '"wan": "standalone"' "$T/out" && ok "status from the daemon" || bad "status from the daemon"
+gh access check --device 0C11050B9814 --method pin --code 1234 >"$T/out" 2>&1
+[ $? -eq 0 ] && grep -q '"via": "daemon"' "$T/out" && grep -q '"person": "Anna Berger"' "$T/out" && ok "daemon decides access" || bad "daemon decides access"
+grep -q 'info engine: access.check device=0C11050B9814 method=pin relay=0 -> granted' "$T/daemon.log" && ok "decision logged with level and subsystem" || bad "decision logged"
+grep -q '1234' "$T/daemon.log" && bad "PIN never in the daemon log" || ok "PIN never in the daemon log"
+sqlite3 "$T/site.db" "select result, code from door_logs order by id desc limit 1" | grep -qx 'success|\*\*\*\*' && ok "door log written, PIN masked" || bad "door log written, PIN masked"
+# an edit by the CLI while the daemon runs is seen by the next decision
+echo '{"id":"p1","kind":"resident","apartment":"a101","first_name":"Anna","active":false}' | gh put person - >/dev/null 2>&1
+gh access check --device 0C11050B9814 --method pin --code 1234 >"$T/out" 2>&1
+grep -q '"reason": "disabled"' "$T/out" && ok "CLI edit applies at once in the daemon" || bad "CLI edit applies at once in the daemon"
+printf '{"op":"access.check","device":"0C11050B9814","method":"pin"}\nnot json\n' >"$T/req"
+python3 - "$T/ctl.sock" "$T/req" >"$T/out" 2>&1 <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(open(sys.argv[2], 'rb').read())
+buf = b''
+while buf.count(b'\n') < 2:
+    d = s.recv(4096)
+    if not d: break
+    buf += d
+print(buf.decode())
+PY
+grep -q 'access.check needs method and code' "$T/out" && grep -q 'request is not JSON' "$T/out" && ok "malformed requests answered, no crash" || bad "malformed requests answered"
+gh emergency on >"$T/out" 2>&1 && grep -q '"state": "on"' "$T/out" && ok "emergency on through the daemon" || bad "emergency on"
+gh status | grep -q '"emergency": true' && ok "status shows the emergency" || bad "status shows the emergency"
+gh emergency off >/dev/null 2>&1
+gh backup "$T/backup.db" >"$T/out" 2>&1 && [ "$(sqlite3 "$T/backup.db" 'select count(*) from persons')" = 1 ] && ok "online backup while the daemon runs" || bad "online backup"
+gh restore "$T/backup.db" >"$T/out" 2>&1
+[ $? -ne 0 ] && grep -q "daemon stopped" "$T/out" && ok "restore refused while the daemon runs" || bad "restore refused while the daemon runs"
+sed -i 's/log_level = info/log_level = debug/' "$T/gh.conf"
+kill -HUP "$DPID"
+i=0; while ! grep -q "configuration reloaded" "$T/daemon.log" && [ $i -lt 50 ]; do sleep 0.05; i=$((i + 1)); done
+grep -q "configuration reloaded" "$T/daemon.log" && kill -0 "$DPID" && ok "SIGHUP reloads" || bad "SIGHUP reloads"
+kill -TERM "$DPID"
+wait "$DPID"
+rc=$?
+DPID=""
+[ $rc -eq 0 ] && grep -q "stopping (SIGTERM)" "$T/daemon.log" && ok "SIGTERM stops cleanly (exit 0)" || bad "SIGTERM stops cleanly (rc=$rc)"
+[ ! -S "$T/ctl.sock" ] && ok "control socket removed on stop" || bad "control socket removed on stop"
+gh restore "$T/backup.db" >"$T/out" 2>&1 && ok "restore with the daemon stopped" || bad "restore with the daemon stopped"
+
+echo "cli: $pass passed, $failn failed"
+[ $failn -eq 0 ]
