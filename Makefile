@@ -109,8 +109,10 @@ check:
 bench: $(BINS) $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b; done
 
-demo: $(BINS)
-	sh tools/demo.sh $(BUILD)
+demo:
+	@sh tools/deps.sh
+	@$(MAKE) --no-print-directory all
+	@sh tools/demo.sh $(BUILD)
 
 deps:
 	sh tools/deps.sh

@@ -56,10 +56,8 @@ static void print_json(const json_t *j)
 
 static int fail(const gh_err_t *e)
 {
-	if (e->field[0])
-		fprintf(stderr, "gatehouse: %s: %s\n", e->field, e->message);
-	else
-		fprintf(stderr, "gatehouse: %s\n", e->message);
+	/* messages name their field already */
+	fprintf(stderr, "gatehouse: %s\n", e->message);
 	return e->status == 404 ? 3 : 1;
 }
 
@@ -388,8 +386,10 @@ static int cmd_put(int argc, char **argv)
 	json_array_foreach(list, i, x) {
 		json_t *out = NULL;
 		if (ent_put(st, (ent_t)e, NULL, x, &g_ctx, &out, &err)) {
-			fprintf(stderr, "gatehouse: item %zu: ", i);
-			rc = fail(&err);
+			fprintf(stderr, "gatehouse: %s item %zu (id %s): %s\n", ent_name((ent_t)e), i,
+				json_is_string(json_object_get(x, "id")) ? json_string_value(json_object_get(x, "id")) : "new",
+				err.message);
+			rc = err.status == 404 ? 3 : 1;
 			break;
 		}
 		if (json_array_size(list) == 1)

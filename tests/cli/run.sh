@@ -58,7 +58,7 @@ check "put macs" gh put mac "$T/macs.json"
 echo '{"id":"b1","name":"Block A"}' | gh put building - >"$T/out" 2>&1 && ok "put building from stdin" || bad "put building from stdin"
 echo '{"id":"a101","building":"b1","apt":"101","floor":"3"}' | gh put apartment - >"$T/out" 2>&1 && ok "put apartment" || bad "put apartment"
 echo '{"id":"a1","building":"b1","apt":"#12"}' | gh put apartment - >"$T/out" 2>&1
-[ $? -ne 0 ] && grep -q "apt: apt must be" "$T/out" && ok "bad APT refused naming the field" || bad "bad APT refused naming the field"
+[ $? -ne 0 ] && grep -q "apt must be 1-6" "$T/out" && ok "bad APT refused naming the field" || bad "bad APT refused naming the field"
 check "device add (MAC into library)" gh device add 0C11050B9816 --type 0 --name "Gate"
 echo '{"id":"0C11050B9814","type":0,"name":"Main entrance","area":"building","building":"b1","relays":[{"n":1,"name":"Door"}]}' |
 	gh put device - >"$T/out" 2>&1 && ok "put door phone" || bad "put door phone"
