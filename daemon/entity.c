@@ -297,8 +297,10 @@ int ent_put(store_t *st, ent_t e, const char *id, const json_t *data, const ent_
 	if (validate_entity(&v))
 		goto fail;
 	int64_t lrev = store_next_lrev(st);
-	if (rows_write(&v, ctx, lrev))
+	if (rows_write(&v, ctx, lrev)) {
+		store_db_err(st, err, "writing entity");
 		goto fail;
+	}
 	if (ctx->local) {
 		if (audit_write(st, ctx->actor, before ? "update" : "create", e, idbuf, before, d) ||
 		    journal_write(st, ctx, e, idbuf, "upsert", base_rev, d)) {
@@ -420,7 +422,7 @@ int ent_delete(store_t *st, ent_t e, const char *id, const ent_ctx_t *ctx, gh_er
 		}
 	}
 	int64_t lrev = store_next_lrev(st);
-	if (tombstone_dependants(st, e, idbuf, lrev) || rows_delete_extra(st, e, idbuf)) {
+	if (tombstone_dependants(st, e, idbuf, lrev) || rows_delete_extra(st, e, idbuf, lrev)) {
 		store_db_err(st, err, "deleting dependants");
 		goto fail;
 	}

@@ -26,7 +26,7 @@ int validate_entity(vctx_t *v);
 /* rows.c: main row + derived rows of a validated entity. */
 int rows_write(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev);
 /* rows.c: derived rows that no foreign key cascades (group members...). */
-int rows_delete_extra(store_t *st, ent_t e, const char *id);
+int rows_delete_extra(store_t *st, ent_t e, const char *id, int64_t lrev);
 int audit_write(store_t *st, const char *actor, const char *action, ent_t e, const char *id,
 		const json_t *before, const json_t *after);
 

@@ -195,15 +195,27 @@ static int cmd_import(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	int partial = argc > 2 && !strcmp(argv[2], "--partial");
-	FILE *f = strcmp(argv[1], "-") ? fopen(argv[1], "r") : stdin;
+	int partial = 0;
+	const char *path = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--partial"))
+			partial = 1;
+		else if (!path)
+			path = argv[i];
+	}
+	if (!path) {
+		usage(stderr);
+		return 2;
+	}
+	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
 	if (!f) {
-		fprintf(stderr, "gatehouse: %s: %s\n", argv[1], strerror(errno));
+		fprintf(stderr, "gatehouse: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
 	store_t *st = open_store();
 	if (!st) {
-		fclose(f);
+		if (f != stdin)
+			fclose(f);
 		return 1;
 	}
 	const ent_ctx_t ctx = { .local = 1, .actor = "import" };
@@ -214,9 +226,17 @@ static int cmd_import(int argc, char **argv)
 		fclose(f);
 	if (report)
 		print_json(report);
+	json_int_t failed = json_integer_value(json_object_get(report, "failed"));
 	json_decref(report);
 	store_close(st);
-	return rc ? fail(&err) : 0;
+	if (rc)
+		return fail(&err);
+	if (failed) {
+		fprintf(stderr, "gatehouse: %lld rows failed (listed above); the other rows were imported\n",
+			(long long)failed);
+		return 1;
+	}
+	return 0;
 }
 
 static int cmd_access(int argc, char **argv)

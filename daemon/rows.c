@@ -471,34 +471,137 @@ int rows_write(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 	}
 }
 
-int rows_delete_extra(store_t *st, ent_t e, const char *id)
+/* Rewrites the stored JSON of the access groups that name a deleted entity,
+ * dropping it from members.KEY (persons, apartments, buildings) or from
+ * relays (a device's relays, a board's channels), so the groups stay valid
+ * and their derived rows agree with their JSON. */
+static int forget_in_groups(store_t *st, char kind, const char *id, int64_t lrev)
+{
+	int is_member = kind == 'p' || kind == 'a' || kind == 'b';
+	const char *key = kind == 'p' ? "persons" : kind == 'a' ? "apartments" : "buildings";
+	char k[2] = { kind == 'D' ? 'd' : kind == 'B' ? 'b' : kind, 0 };
+	sqlite3_stmt *s = store_stmt(st, is_member ? "SELECT DISTINCT grp FROM group_members WHERE mkind = ? AND member = ?"
+						   : "SELECT DISTINCT grp FROM group_relays WHERE tkind = ? AND tid = ?");
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, k, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	json_t *groups = json_array();
+	while (sqlite3_step(s) == SQLITE_ROW)
+		json_array_append_new(groups, json_string((const char *)sqlite3_column_text(s, 0)));
+	sqlite3_reset(s);
+	size_t i;
+	json_t *g;
+	int rc = 0;
+	json_array_foreach(groups, i, g) {
+		sqlite3_stmt *r = store_stmt(st, "SELECT data FROM access_groups WHERE id = ?");
+		if (!r) {
+			rc = -1;
+			break;
+		}
+		sqlite3_bind_text(r, 1, json_string_value(g), -1, SQLITE_STATIC);
+		json_t *d = sqlite3_step(r) == SQLITE_ROW
+				    ? json_loads((const char *)sqlite3_column_text(r, 0), 0, NULL)
+				    : NULL;
+		sqlite3_reset(r);
+		if (!d)
+			continue;
+		json_t *list = is_member ? json_object_get(json_object_get(d, "members"), key)
+					 : json_object_get(d, "relays");
+		for (size_t j = json_array_size(list); j-- > 0;) {
+			json_t *x = json_array_get(list, j);
+			const char *v = is_member ? json_string_value(x)
+				      : json_string_value(json_object_get(x, kind == 'D' ? "device" : "board"));
+			if (v && !strcmp(v, id))
+				json_array_remove(list, j);
+		}
+		char *txt = jdump(d);
+		json_decref(d);
+		sqlite3_stmt *u = store_stmt(st, "UPDATE access_groups SET data = ?, lrev = ? WHERE id = ?");
+		if (!u) {
+			free(txt);
+			rc = -1;
+			break;
+		}
+		sqlite3_bind_text(u, 1, txt, -1, free);
+		sqlite3_bind_int64(u, 2, lrev);
+		sqlite3_bind_text(u, 3, json_string_value(g), -1, SQLITE_STATIC);
+		if ((rc = run(st, u)))
+			break;
+	}
+	json_decref(groups);
+	if (rc)
+		return -1;
+	s = store_stmt(st, is_member ? "DELETE FROM group_members WHERE mkind = ? AND member = ?"
+				     : "DELETE FROM group_relays WHERE tkind = ? AND tid = ?");
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, k, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	return run(st, s);
+}
+
+/* the ids a cascade will remove along with (E, ID), as (kind, id) pairs */
+static int forget_cascade(store_t *st, ent_t e, const char *id, int64_t lrev)
+{
+	static const char *const q_apt_persons = "SELECT id FROM persons WHERE apartment = ?";
+	static const char *const q_bld_apts = "SELECT id FROM apartments WHERE building = ?";
+	static const char *const q_bld_persons =
+	    "SELECT p.id FROM persons p JOIN apartments a ON a.id = p.apartment WHERE a.building = ?";
+	struct step {
+		const char *sql;
+		char kind;
+	} steps[2];
+	int n = 0;
+	if (e == ENT_APARTMENT)
+		steps[n++] = (struct step){ q_apt_persons, 'p' };
+	if (e == ENT_BUILDING) {
+		steps[n++] = (struct step){ q_bld_apts, 'a' };
+		steps[n++] = (struct step){ q_bld_persons, 'p' };
+	}
+	for (int k = 0; k < n; k++) {
+		sqlite3_stmt *s = store_stmt(st, steps[k].sql);
+		if (!s)
+			return -1;
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		json_t *ids = json_array();
+		while (sqlite3_step(s) == SQLITE_ROW)
+			json_array_append_new(ids, json_string((const char *)sqlite3_column_text(s, 0)));
+		sqlite3_reset(s);
+		size_t i;
+		json_t *x;
+		int rc = 0;
+		json_array_foreach(ids, i, x) if ((rc = forget_in_groups(st, steps[k].kind, json_string_value(x), lrev))) break;
+		json_decref(ids);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+int rows_delete_extra(store_t *st, ent_t e, const char *id, int64_t lrev)
 {
 	static const char *const q[] = {
-		"DELETE FROM group_members WHERE mkind = 'p' AND member = ?",
-		"DELETE FROM group_members WHERE mkind = 'a' AND member = ?",
-		"DELETE FROM group_members WHERE mkind = 'b' AND member = ?",
-		"DELETE FROM group_relays WHERE tkind = 'd' AND tid = ?",
-		"DELETE FROM group_relays WHERE tkind = 'b' AND tid = ?",
 		"DELETE FROM temp_key_devices WHERE device = ?",
 		"DELETE FROM temp_key_relays WHERE tkind = 'd' AND tid = ?",
 		"DELETE FROM temp_key_relays WHERE tkind = 'b' AND tid = ?",
 		"UPDATE device_relays SET schedule = NULL WHERE schedule = ?",
 		"UPDATE device_relays SET board = NULL, channel = NULL WHERE board = ?",
-		/* persons of a deleted apartment leave their groups too */
-		"DELETE FROM group_members WHERE mkind = 'p' AND member IN "
-		"(SELECT id FROM persons WHERE apartment = ?)",
 	};
-	int list[4] = { -1, -1, -1, -1 };
+	int list[3] = { -1, -1, -1 };
+	int rc = 0;
 	switch (e) {
-	case ENT_PERSON: list[0] = 0; break;
-	case ENT_APARTMENT: list[0] = 1; list[1] = 10; break;
-	case ENT_BUILDING: list[0] = 2; break;
-	case ENT_DEVICE: list[0] = 3; list[1] = 5; list[2] = 6; break;
-	case ENT_RELAY_BOARD: list[0] = 4; list[1] = 7; list[2] = 9; break;
-	case ENT_ACCESS_GROUP: list[0] = 8; break;
+	case ENT_PERSON: rc = forget_in_groups(st, 'p', id, lrev); break;
+	case ENT_APARTMENT: rc = forget_cascade(st, e, id, lrev) || forget_in_groups(st, 'a', id, lrev); break;
+	case ENT_BUILDING: rc = forget_cascade(st, e, id, lrev) || forget_in_groups(st, 'b', id, lrev); break;
+	case ENT_DEVICE: rc = forget_in_groups(st, 'D', id, lrev); list[0] = 0; list[1] = 1; break;
+	case ENT_RELAY_BOARD: rc = forget_in_groups(st, 'B', id, lrev); list[0] = 2; list[1] = 4; break;
+	case ENT_ACCESS_GROUP: list[0] = 3; break;
 	default: return 0;
 	}
-	for (int i = 0; i < 4 && list[i] >= 0; i++) {
+	if (rc)
+		return -1;
+	for (int i = 0; i < 3 && list[i] >= 0; i++) {
 		sqlite3_stmt *s = store_stmt(st, q[list[i]]);
 		if (!s)
 			return -1;

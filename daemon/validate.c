@@ -84,7 +84,7 @@ int floor_label_ok(const json_t *v, char out[8])
 			return 1;
 		}
 		char *end;
-		if (!*s || strlen(s) > 4)
+		if (!*s || strlen(s) > 4 || !(s[0] == '-' || isdigit((unsigned char)s[0])))
 			return 0;
 		n = strtol(s, &end, 10);
 		if (*end || (s[0] == '0' && s[1]) || (s[0] == '-' && s[1] == '0'))
@@ -509,10 +509,12 @@ static int v_person(vctx_t *v)
 
 	/* a family member is added under an existing master account */
 	if (kind == 1 && !v->lenient) {
-		sqlite3_stmt *q = store_stmt(v->st, "SELECT 1 FROM persons WHERE apartment = ? AND kind = 'resident'");
+		sqlite3_stmt *q = store_stmt(v->st, "SELECT 1 FROM persons WHERE apartment = ? AND "
+						    "kind = 'resident' AND id <> ?");
 		if (!q)
 			return store_db_err(v->st, v->err, "checking master account");
 		sqlite3_bind_text(q, 1, apt, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, v->id, -1, SQLITE_STATIC);
 		int rc = sqlite3_step(q);
 		sqlite3_reset(q);
 		if (rc != SQLITE_ROW)
@@ -923,7 +925,10 @@ static int v_credential(vctx_t *v)
 		sqlite3_bind_text(s, 1, person, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, types[type], -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 3, v->id, -1, SQLITE_STATIC);
-		sqlite3_step(s);
+		if (sqlite3_step(s) != SQLITE_ROW) {
+			sqlite3_reset(s);
+			return store_db_err(v->st, v->err, "counting credentials");
+		}
 		int64_t cnt = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
 		if (cnt >= (type == 2 ? MAX_UHF : MAX_PLATES))

@@ -516,6 +516,31 @@ Test(engine, emergency_opens_the_door_group)
 	json_decref(t);
 }
 
+Test(engine, deleting_a_member_or_device_keeps_groups_valid)
+{
+	gh_err_t err = { 0 };
+	cr_assert_eq(ent_delete(st, ENT_PERSON, "p6", NULL, &err), 0, "%s", err.message);
+	cr_assert_eq(ent_delete(st, ENT_DEVICE, D2, NULL, &err), 0, "%s", err.message);
+	json_t *g = NULL;
+	cr_assert_eq(ent_get(st, ENT_ACCESS_GROUP, "g_staff", &g, &err), 0);
+	cr_assert_eq(json_array_size(json_object_get(json_object_get(g, "members"), "persons")), 2);
+	cr_assert_eq(json_array_size(json_object_get(g, "relays")), 1, "only the board channel is left");
+	/* the group as stored saves again (no dangling reference) */
+	cr_assert_eq(ent_put(st, ENT_ACCESS_GROUP, NULL, g, NULL, NULL, &err), 0, "%s", err.message);
+	json_decref(g);
+	/* and a whole building's residents leave their groups with it */
+	tu_put(st, ENT_ACCESS_GROUP, "{\"id\":\"g_x\",\"name\":\"X\",\"members\":{\"persons\":[\"p7\",\"p5\"],"
+				     "\"apartments\":[\"a201\"],\"buildings\":[\"b2\"]}}");
+	cr_assert_eq(ent_delete(st, ENT_BUILDING, "b2", NULL, &err), 0, "%s", err.message);
+	cr_assert_eq(ent_get(st, ENT_ACCESS_GROUP, "g_x", &g, &err), 0);
+	json_t *m = json_object_get(g, "members");
+	cr_assert_eq(json_array_size(json_object_get(m, "persons")), 1);
+	cr_assert_eq(json_array_size(json_object_get(m, "apartments")), 0);
+	cr_assert_eq(json_array_size(json_object_get(m, "buildings")), 0);
+	cr_assert_eq(ent_put(st, ENT_ACCESS_GROUP, NULL, g, NULL, NULL, &err), 0, "%s", err.message);
+	json_decref(g);
+}
+
 Test(engine, reason_names_match_the_contract)
 {
 	cr_assert_str_eq(engine_reason_name(R_UNKNOWN_CREDENTIAL), "unknown_credential");
