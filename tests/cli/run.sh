@@ -149,5 +149,30 @@ DPID=""
 [ ! -S "$T/ctl.sock" ] && ok "control socket removed on stop" || bad "control socket removed on stop"
 gh restore "$T/backup.db" >"$T/out" 2>&1 && ok "restore with the daemon stopped" || bad "restore with the daemon stopped"
 
+echo "== daemon: systemd notify protocol"
+python3 - "$T/notify.sock" "$T/notify.log" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); s.settimeout(0.2)
+end = time.time() + 10
+with open(sys.argv[2], "a", buffering=1) as log:
+    while time.time() < end:
+        try:
+            log.write(s.recv(4096).decode() + "\n")
+        except socket.timeout:
+            pass
+PY
+LPID=$!
+i=0; while [ ! -S "$T/notify.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=200000 "$ROOT/$B/gatehoused" --config "$T/gh.conf" 2>>"$T/daemon.log" &
+DPID=$!
+i=0; while ! grep -q "READY=1" "$T/notify.log" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+grep -q "READY=1" "$T/notify.log" && ok "READY=1 sent once serving" || bad "READY=1 sent once serving"
+i=0; while [ "$(grep -c WATCHDOG=1 "$T/notify.log")" -lt 2 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+[ "$(grep -c WATCHDOG=1 "$T/notify.log")" -ge 2 ] && ok "WATCHDOG=1 at half the watchdog interval" || bad "WATCHDOG=1 pings"
+kill -TERM "$DPID"; wait "$DPID"; DPID=""
+i=0; while ! grep -q "STOPPING=1" "$T/notify.log" && [ $i -lt 40 ]; do sleep 0.05; i=$((i + 1)); done
+grep -q "STOPPING=1" "$T/notify.log" && ok "STOPPING=1 on SIGTERM" || bad "STOPPING=1 on SIGTERM"
+kill "$LPID" 2>/dev/null; wait "$LPID" 2>/dev/null
+
 echo "cli: $pass passed, $failn failed"
 [ $failn -eq 0 ]
