@@ -95,15 +95,17 @@ static int get_row(store_t *st, ent_t e, const char *id, json_t **data, int64_t 
 }
 
 /* Box-owned fields that live in columns, merged into the representation. */
-static void decorate(store_t *st, ent_t e, const char *id, json_t *d)
+static void decorate(store_t *st, ent_t e, const char *id_in, json_t *d)
 {
+	char id[80]; /* ID_IN may live inside D's own "id" */
+	snprintf(id, sizeof id, "%s", id_in);
 	json_object_set_new(d, "id", json_string(id));
 	if (e == ENT_TEMP_KEY) {
 		sqlite3_stmt *s = store_stmt(
 		    st, "SELECT uses_total - uses_used FROM temp_keys WHERE id = ? AND uses_total IS NOT NULL");
 		if (!s)
 			return;
-		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
 		if (sqlite3_step(s) == SQLITE_ROW) {
 			int64_t left = sqlite3_column_int64(s, 0);
 			json_object_set_new(d, "uses_left", json_integer(left < 0 ? 0 : left));
@@ -354,6 +356,8 @@ static int tombstone_dependants(store_t *st, ent_t e, const char *id, int64_t lr
 		"JOIN persons p ON p.id = c.person WHERE p.apartment = ?1",
 		"INSERT OR REPLACE INTO tombstones SELECT 'person', id, ?2 FROM persons WHERE apartment = ?1",
 		"INSERT OR REPLACE INTO tombstones SELECT 'temp_key', id, ?2 FROM temp_keys WHERE apartment = ?1",
+		"INSERT OR REPLACE INTO tombstones SELECT 'credential', c.id, ?2 FROM credentials c "
+		"JOIN temp_keys k ON k.id = c.temp_key WHERE k.apartment = ?1",
 		/* a person's credentials */
 		"INSERT OR REPLACE INTO tombstones SELECT 'credential', id, ?2 FROM credentials WHERE person = ?1",
 		/* a temp key's credentials */
@@ -364,15 +368,19 @@ static int tombstone_dependants(store_t *st, ent_t e, const char *id, int64_t lr
 		"INSERT OR REPLACE INTO tombstones SELECT 'person', p.id, ?2 FROM persons p "
 		"JOIN apartments a ON a.id = p.apartment WHERE a.building = ?1",
 		"INSERT OR REPLACE INTO tombstones SELECT 'apartment', id, ?2 FROM apartments WHERE building = ?1",
-		"INSERT OR REPLACE INTO tombstones SELECT 'temp_key', id, ?2 FROM temp_keys WHERE building = ?1",
+		"INSERT OR REPLACE INTO tombstones SELECT 'temp_key', id, ?2 FROM temp_keys WHERE building = ?1 "
+		"OR apartment IN (SELECT id FROM apartments WHERE building = ?1)",
+		"INSERT OR REPLACE INTO tombstones SELECT 'credential', c.id, ?2 FROM credentials c "
+		"JOIN temp_keys k ON k.id = c.temp_key WHERE k.building = ?1 OR k.apartment IN "
+		"(SELECT id FROM apartments WHERE building = ?1)",
 		"INSERT OR REPLACE INTO tombstones SELECT 'access_group', id, ?2 FROM access_groups WHERE building = ?1",
 	};
 	int from = 0, to = 0;
 	switch (e) {
-	case ENT_APARTMENT: from = 0; to = 3; break;
-	case ENT_PERSON: from = 3; to = 4; break;
-	case ENT_TEMP_KEY: from = 4; to = 5; break;
-	case ENT_BUILDING: from = 5; to = 10; break;
+	case ENT_APARTMENT: from = 0; to = 4; break;
+	case ENT_PERSON: from = 4; to = 5; break;
+	case ENT_TEMP_KEY: from = 5; to = 6; break;
+	case ENT_BUILDING: from = 6; to = 12; break;
 	default: return 0;
 	}
 	for (int i = from; i < to; i++) {

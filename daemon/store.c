@@ -151,6 +151,7 @@ void store_rollback(store_t *st)
 {
 	if (st->depth <= 0)
 		return;
+	st->settings_gen++; /* a rolled-back settings change must not stay cached */
 	if (st->depth == 1) {
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 		/* counters handed out in the rolled-back transaction are reused */

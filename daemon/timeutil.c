@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char g_tz[64] = "UTC";
@@ -19,7 +20,8 @@ int gh_tz_valid(const char *name)
 		return 1;
 	char path[128];
 	snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", name);
-	return access(path, R_OK) == 0;
+	struct stat sb;
+	return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && access(path, R_OK) == 0;
 }
 
 int gh_tz_set(const char *name)
@@ -80,6 +82,15 @@ int gh_ts_parse(const json_t *v, int64_t *out)
 	tm.tm_hour = h;
 	tm.tm_min = mi;
 	tm.tm_sec = sec;
+	{
+		/* 2026-02-30 does not exist: refuse instead of rolling over */
+		struct tm chk = tm;
+		time_t t0 = timegm(&chk);
+		struct tm back;
+		gmtime_r(&t0, &back);
+		if (back.tm_mday != d || back.tm_mon != mo - 1)
+			return -1;
+	}
 	if (*p == '\0') {
 		tm.tm_isdst = -1;
 		time_t t = mktime(&tm);

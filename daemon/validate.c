@@ -231,7 +231,7 @@ static int relay_ref(vctx_t *v, json_t *r, const char *path)
 	return E422(v, path, "%s must be {\"device\",\"relay\"} or {\"board\",\"channel\"}", path);
 }
 
-static int relay_ref_list(vctx_t *v, json_t *o, const char *key)
+static int relay_ref_list(vctx_t *v, json_t *o, const char *key, const char *path)
 {
 	json_t *a = json_object_get(o, key);
 	if (!a || json_is_null(a)) {
@@ -239,11 +239,11 @@ static int relay_ref_list(vctx_t *v, json_t *o, const char *key)
 		return 0;
 	}
 	if (!json_is_array(a))
-		return E422(v, key, "%s must be a list of relays", key);
+		return E422(v, path, "%s must be a list of relays", path);
 	size_t i;
 	json_t *r;
 	char p[64];
-	json_array_foreach(a, i, r) if (relay_ref(v, r, jpath(p, sizeof p, key, (long)i, NULL))) return -1;
+	json_array_foreach(a, i, r) if (relay_ref(v, r, jpath(p, sizeof p, path, (long)i, NULL))) return -1;
 	return 0;
 }
 
@@ -340,14 +340,15 @@ static int v_settings(vctx_t *v)
 	} else if (!(json_is_string(doors) && !strcmp(json_string_value(doors), "all"))) {
 		if (!json_is_array(doors))
 			return E422(v, "emergency.doors", "emergency.doors must be \"all\" or a list of relays");
-		if (relay_ref_list(v, em, "doors"))
+		if (relay_ref_list(v, em, "doors", "emergency.doors"))
 			return -1;
 	}
 
 	/* switching to site-wide PINs must not make two people's PINs equal */
 	if (!strcmp(json_string_value(json_object_get(d, "pin_mode")), "pin")) {
-		sqlite3_stmt *s = store_stmt(v->st, "SELECT code FROM credentials WHERE type = 'pin' "
-						    "GROUP BY code HAVING count(*) > 1 LIMIT 1");
+		sqlite3_stmt *s = store_stmt(v->st, "SELECT code FROM (SELECT code FROM credentials WHERE "
+						    "type = 'pin' UNION ALL SELECT code FROM temp_keys WHERE code "
+						    "IS NOT NULL) GROUP BY code HAVING count(*) > 1 LIMIT 1");
 		if (!s)
 			return store_db_err(v->st, v->err, "checking PINs");
 		if (sqlite3_step(s) == SQLITE_ROW) {
@@ -408,6 +409,9 @@ static int v_apartment(vctx_t *v)
 		return E422(v, "web_relay_id", "web_relay_id must be an action id 0..65535");
 	if (hf && hu && until <= from)
 		return E422(v, "valid_until", "valid_until must be after valid_from");
+	if (json_is_true(json_object_get(d, "auto_delete_family")) && !hu)
+		return E422(v, "auto_delete_family",
+			    "auto_delete_family needs the apartment's valid_until (a rental end)");
 
 	json_t *c = json_object_get(d, "contact");
 	if (!c || json_is_null(c)) {
@@ -562,6 +566,8 @@ static int v_device_relays(vctx_t *v, int type)
 			   defname, &s, v->err) ||
 		    jf_str(r, "dtmf", jpath(f, sizeof f, "relays", (long)i, "dtmf"), 0, 8, "#", &s, v->err))
 			return -1;
+		if (!*json_string_value(json_object_get(r, "name")))
+			return E422(v, jpath(p, sizeof p, "relays", (long)i, "name"), "%s must not be empty", p);
 		if (!*s || strspn(s, "0123456789*#") != strlen(s))
 			return E422(v, f, "%s must be 1-8 of 0-9, * and #", f);
 		json_t *m = json_object_get(r, "methods");
@@ -773,7 +779,7 @@ static int v_access_group(vctx_t *v)
 	const char *b;
 	sched_t s;
 	if (name_field(v, "name", 1, 128) || ref(v, ENT_BUILDING, v->d, "building", NULL, 0, &b) ||
-	    schedule_field(v, v->d, "schedule", &s) || relay_ref_list(v, v->d, "relays") || members(v))
+	    schedule_field(v, v->d, "schedule", &s) || relay_ref_list(v, v->d, "relays", "relays") || members(v))
 		return -1;
 	if (!b)
 		json_object_set_new(v->d, "building", json_null());
@@ -824,14 +830,18 @@ static int v_temp_key(vctx_t *v)
 	    jf_str(d, "visitor", NULL, 0, NAME_MAX_BYTES, "", &s, v->err) ||
 	    opt_str(v, d, "id_number", 64) || jf_str(d, "code", NULL, 0, 8, NULL, &code, v->err) ||
 	    jf_str(d, "qr", NULL, 0, 256, NULL, &qr, v->err) ||
-	    schedule_field(v, d, "schedule", &sc) || relay_ref_list(v, d, "relays") ||
+	    schedule_field(v, d, "schedule", &sc) || relay_ref_list(v, d, "relays", "relays") ||
 	    id_list(v, d, "devices", ENT_DEVICE, 1, "devices") ||
 	    jf_int(d, "uses_per_device", NULL, 0, 1, 100000, 0, 0, &upd, &has, v->err))
 		return -1;
 	if (!has)
 		json_object_set_new(d, "uses_per_device", json_null());
+	if (qr && !*qr)
+		return E422(v, "qr", "qr must not be empty");
 	if (!code && !qr)
 		return E422(v, "code", "a temp key needs a code (PIN) and/or a qr");
+	if (has && sc.repeat != SCHED_NEVER)
+		return E422(v, "uses_per_device", "uses_per_device applies to keys that do not repeat");
 	if (code && !pin_ok(code))
 		return E422(v, "code", "code must be a PIN of 2-8 digits not starting with 9");
 	if (!json_array_size(json_object_get(d, "relays")) && !json_array_size(json_object_get(d, "devices")))
