@@ -131,7 +131,9 @@ static int read_password(char *buf, size_t len)
 
 static int cmd_status(void)
 {
-	json_t *d = daemon_request(json_pack("{s:s}", "op", "status"));
+	json_t *req = json_pack("{s:s}", "op", "status");
+	json_t *d = daemon_request(req);
+	json_decref(req);
 	if (d) {
 		json_object_del(d, "ok");
 		json_object_set_new(d, "daemon", json_string("running"));
@@ -567,7 +569,9 @@ static int copy_db(sqlite3 *from, sqlite3 *to)
 static int cmd_backup(const char *file, int restore)
 {
 	if (restore) {
-		json_t *d = daemon_request(json_pack("{s:s}", "op", "status"));
+		json_t *req = json_pack("{s:s}", "op", "status");
+		json_t *d = daemon_request(req);
+		json_decref(req);
 		if (d) {
 			json_decref(d);
 			fprintf(stderr, "gatehouse: restore needs the daemon stopped (systemctl stop gatehoused)\n");
