@@ -567,8 +567,9 @@ typedef struct phase {
 
 static engine_t *en;
 
-/* N decisions; BATCH > 0: inside store_begin/commit of BATCH decisions,
- * 0: each decision its own transaction (engine_decide's autocommit). */
+/* N decisions; BATCH > 0: the daemon's mode (engine_batch): decisions
+ * read, their door logs queue and engine_flush() commits them every BATCH
+ * decisions (one loop pass); 0: each decision commits its own door log. */
 static void run_phase(phase_t *ph, const char *name, long n, int batch, int aptpin_phase)
 {
 	memset(ph, 0, sizeof *ph);
@@ -586,9 +587,8 @@ static void run_phase(phase_t *ph, const char *name, long n, int batch, int aptp
 	access_result_t res;
 	gh_err_t err;
 	uint64_t t0 = now_ns();
+	engine_batch(en, batch > 0);
 	for (long i = 0; i < n; i++) {
-		if (batch && i % batch == 0 && store_begin(st))
-			die("store_begin failed", sqlite3_errmsg(store_db(st)));
 		make_req(&r, i, aptpin_phase);
 		memset(&err, 0, sizeof err);
 		uint64_t a = now_ns();
@@ -605,8 +605,8 @@ static void run_phase(phase_t *ph, const char *name, long n, int batch, int aptp
 			ph->reasons[res.reason]++;
 		if (batch && (i % batch == batch - 1 || i == n - 1)) {
 			uint64_t c = now_ns();
-			if (store_commit(st))
-				die("store_commit failed", sqlite3_errmsg(store_db(st)));
+			if (engine_flush(en, &err))
+				die("engine_flush failed", err.message);
 			c = now_ns() - c;
 			commit_sum += c;
 			commit_max = c > commit_max ? c : commit_max;

@@ -17,9 +17,53 @@
 #include "settings.h"
 #include "timeutil.h"
 
+/* ---- door logs (written at once, or queued and flushed once per loop pass) ---- */
+
+typedef struct door_log {
+	int64_t ts;
+	int is_board, relay;
+	char tid[64], building[64], apartment[64], person[64], initiator[136];
+	char method[16], code[136], credential[64], reason[24], relays[128], floors[160];
+	char event_id[72];
+	int granted;
+} door_log_t;
+
+/* ---- device cache: devices and their relays change rarely and are read
+ * on every decision; the cache is dropped whenever the store's
+ * configuration generation moves (settings, devices, boards, groups, or any
+ * commit by another process) ---- */
+
+typedef struct cand {
+	int n;           /* device relay number or board channel */
+	int64_t methods; /* 0 = all */
+	char schedule[64];
+	char board[64];  /* device relay wired to a board channel */
+	int channel;
+	int ok;          /* granted so far */
+	int why;         /* reason when not */
+} cand_t;
+
+typedef struct dev_entry {
+	char mac[13];
+	int known;
+	int type;
+	char area[16], building[64], apartment[64];
+	int nrel;
+	cand_t rel[ENGINE_MAX_RELAYS];
+} dev_entry_t;
+
+#define DEV_SLOTS 2048
+#define LOG_QUEUE_MAX 4096
+
 struct engine {
 	store_t *st;
 	const settings_t *set; /* settings_get(): valid until the next store write */
+	unsigned dev_gen;
+	int dev_count;
+	dev_entry_t *dev[DEV_SLOTS];
+	int batching;
+	door_log_t *queue;
+	int queued;
 };
 
 static const char *const reason_names[R__COUNT] = {
@@ -37,28 +81,37 @@ engine_t *engine_new(store_t *st)
 	return en;
 }
 
+static void dev_cache_clear(engine_t *en)
+{
+	for (int i = 0; i < DEV_SLOTS; i++) {
+		free(en->dev[i]);
+		en->dev[i] = NULL;
+	}
+	en->dev_count = 0;
+}
+
 void engine_free(engine_t *en)
 {
+	if (!en)
+		return;
+	if (en->queued)
+		engine_flush(en, NULL);
+	dev_cache_clear(en);
+	free(en->queue);
 	free(en);
 }
 
 static int refresh_settings(engine_t *en)
 {
 	en->set = settings_get(en->st);
+	if (en->dev_gen != store_settings_gen(en->st)) {
+		dev_cache_clear(en);
+		en->dev_gen = store_settings_gen(en->st);
+	}
 	return en->set ? 0 : -1;
 }
 
 /* ---- candidate relays ---- */
-
-typedef struct cand {
-	int n;           /* device relay number or board channel */
-	int64_t methods; /* 0 = all */
-	char schedule[64];
-	char board[64];  /* device relay wired to a board channel */
-	int channel;
-	int ok;          /* granted so far */
-	int why;         /* reason when not */
-} cand_t;
 
 typedef struct dctx {
 	engine_t *en;
@@ -96,6 +149,78 @@ static int method_allowed(int64_t m, const char *method)
 	return 0;
 }
 
+static unsigned mac_hash(const char *mac)
+{
+	unsigned h = 2166136261u;
+	for (const char *p = mac; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h;
+}
+
+/* The device MAC (known or not) from the cache, loaded on a miss. */
+static dev_entry_t *dev_lookup(engine_t *en, const char *mac, gh_err_t *err)
+{
+	unsigned h = mac_hash(mac) % DEV_SLOTS;
+	for (unsigned k = 0; k < DEV_SLOTS; k++) {
+		dev_entry_t *e = en->dev[(h + k) % DEV_SLOTS];
+		if (!e)
+			break;
+		if (!strcmp(e->mac, mac))
+			return e;
+	}
+	static dev_entry_t scratch; /* a full cache still answers, uncached */
+	dev_entry_t *e = en->dev_count < DEV_SLOTS / 2 ? calloc(1, sizeof *e) : &scratch;
+	if (!e) {
+		gh_err(err, 500, "nomem", "", "out of memory");
+		return NULL;
+	}
+	memset(e, 0, sizeof *e);
+	snprintf(e->mac, sizeof e->mac, "%s", mac);
+	store_t *st = en->st;
+	sqlite3_stmt *s = store_stmt(st, "SELECT type, area, building, apartment FROM devices WHERE id = ?");
+	if (!s)
+		goto dberr;
+	sqlite3_bind_text(s, 1, mac, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		e->known = 1;
+		e->type = sqlite3_column_int(s, 0);
+		copy_col(e->area, sizeof e->area, s, 1);
+		copy_col(e->building, sizeof e->building, s, 2);
+		copy_col(e->apartment, sizeof e->apartment, s, 3);
+	}
+	sqlite3_reset(s);
+	if (e->known) {
+		s = store_stmt(st, "SELECT n, methods, schedule, board, channel FROM device_relays "
+				   "WHERE device = ? ORDER BY n");
+		if (!s)
+			goto dberr;
+		sqlite3_bind_text(s, 1, mac, -1, SQLITE_STATIC);
+		while (sqlite3_step(s) == SQLITE_ROW && e->nrel < ENGINE_MAX_RELAYS) {
+			cand_t *c = &e->rel[e->nrel++];
+			c->n = sqlite3_column_int(s, 0);
+			c->methods = sqlite3_column_int64(s, 1);
+			copy_col(c->schedule, sizeof c->schedule, s, 2);
+			copy_col(c->board, sizeof c->board, s, 3);
+			c->channel = sqlite3_column_int(s, 4);
+		}
+		sqlite3_reset(s);
+	}
+	if (e != &scratch) {
+		for (unsigned k = 0; k < DEV_SLOTS; k++)
+			if (!en->dev[(h + k) % DEV_SLOTS]) {
+				en->dev[(h + k) % DEV_SLOTS] = e;
+				break;
+			}
+		en->dev_count++;
+	}
+	return e;
+dberr:
+	if (e != &scratch)
+		free(e);
+	store_db_err(st, err, "reading device");
+	return NULL;
+}
+
 static int load_target(dctx_t *d, gh_err_t *err)
 {
 	store_t *st = d->en->st;
@@ -130,35 +255,18 @@ static int load_target(dctx_t *d, gh_err_t *err)
 		}
 		return 0;
 	}
-	sqlite3_stmt *s = store_stmt(st, "SELECT type, area, building, apartment FROM devices WHERE id = ?");
-	if (!s)
-		return store_db_err(st, err, "reading device");
-	sqlite3_bind_text(s, 1, d->tid, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		sqlite3_reset(s);
+	dev_entry_t *e = dev_lookup(d->en, d->tid, err);
+	if (!e)
+		return -1;
+	if (!e->known)
 		return 1;
-	}
-	d->dev_type = sqlite3_column_int(s, 0);
-	copy_col(d->dev_area, sizeof d->dev_area, s, 1);
-	copy_col(d->dev_building, sizeof d->dev_building, s, 2);
-	copy_col(d->dev_apartment, sizeof d->dev_apartment, s, 3);
-	sqlite3_reset(s);
-	s = store_stmt(st, "SELECT n, methods, schedule, board, channel FROM device_relays "
-			   "WHERE device = ?1 AND (?2 = 0 OR n = ?2) ORDER BY n");
-	if (!s)
-		return store_db_err(st, err, "reading relays");
-	sqlite3_bind_text(s, 1, d->tid, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 2, d->q->relay);
-	while (sqlite3_step(s) == SQLITE_ROW && d->nc < ENGINE_MAX_RELAYS) {
-		cand_t *c = &d->c[d->nc++];
-		memset(c, 0, sizeof *c);
-		c->n = sqlite3_column_int(s, 0);
-		c->methods = sqlite3_column_int64(s, 1);
-		copy_col(c->schedule, sizeof c->schedule, s, 2);
-		copy_col(c->board, sizeof c->board, s, 3);
-		c->channel = sqlite3_column_int(s, 4);
-	}
-	sqlite3_reset(s);
+	d->dev_type = e->type;
+	memcpy(d->dev_area, e->area, sizeof d->dev_area);
+	memcpy(d->dev_building, e->building, sizeof d->dev_building);
+	memcpy(d->dev_apartment, e->apartment, sizeof d->dev_apartment);
+	for (int i = 0; i < e->nrel && d->nc < ENGINE_MAX_RELAYS; i++)
+		if (d->q->relay == 0 || e->rel[i].n == d->q->relay)
+			d->c[d->nc++] = e->rel[i];
 	return 0;
 }
 
@@ -253,12 +361,14 @@ static int find_holders(dctx_t *d, holder_t *h, int *nh, gh_err_t *err)
 		int nscopes = 0;
 		if (is_pin && d->en->set->apt_pin && d->q->apt && *d->q->apt) {
 			/* APT+PIN: the APT names the apartment, within the device's building */
-			sqlite3_stmt *s = store_stmt(st, "SELECT id FROM apartments WHERE apt = ?1 AND "
-							 "(?2 = '' OR building = ?2) LIMIT 4");
+			sqlite3_stmt *s = store_stmt(st, d->dev_building[0]
+				? "SELECT id FROM apartments WHERE building = ?2 AND apt = ?1"
+				: "SELECT id FROM apartments WHERE apt = ?1 LIMIT 4");
 			if (!s)
 				return store_db_err(st, err, "reading apartment");
 			sqlite3_bind_text(s, 1, d->q->apt, -1, SQLITE_STATIC);
-			sqlite3_bind_text(s, 2, d->dev_building, -1, SQLITE_STATIC);
+			if (d->dev_building[0])
+				sqlite3_bind_text(s, 2, d->dev_building, -1, SQLITE_STATIC);
 			while (sqlite3_step(s) == SQLITE_ROW && nscopes < 4)
 				copy_col(scopes[nscopes++], 64, s, 0);
 			sqlite3_reset(s);
@@ -268,8 +378,8 @@ static int find_holders(dctx_t *d, holder_t *h, int *nh, gh_err_t *err)
 		}
 		for (int i = 0; i < nscopes; i++) {
 			sqlite3_stmt *s = store_stmt(st, "SELECT id, person, temp_key, valid_from, valid_until, "
-							 "long_term, type FROM credentials WHERE type = ? AND "
-							 "code = ? AND scope = ? LIMIT 8");
+							 "long_term, type FROM credentials INDEXED BY credentials_lookup "
+							 "WHERE type = ? AND code = ? AND scope = ? LIMIT 8");
 			if (!s)
 				return store_db_err(st, err, "reading credential");
 			sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
@@ -388,11 +498,11 @@ static int eval_groups(dctx_t *d, cand_t *c, const char *person, const char *apt
 	sqlite3_stmt *s = store_stmt(d->en->st,
 		"SELECT g.repeat, g.start_ts, g.end_ts, g.days, g.from_min, g.to_min "
 		"FROM group_relays r JOIN access_groups g ON g.id = r.grp "
-		"WHERE r.tkind = ?1 AND r.tid = ?2 AND r.tn = ?3 AND ("
-		" EXISTS (SELECT 1 FROM group_members m WHERE m.grp = g.id AND ("
-		"  (m.mkind = 'p' AND m.member = ?4) OR (m.mkind = 'a' AND m.member = ?5) OR"
-		"  (m.mkind = 'b' AND m.member = ?6)))"
-		" OR (?7 AND g.building = ?6))");
+		"WHERE r.tkind = ?1 AND r.tid = ?2 AND r.tn = ?3 AND r.grp IN ("
+		" SELECT grp FROM group_members WHERE mkind = 'p' AND member = ?4"
+		" UNION ALL SELECT grp FROM group_members WHERE mkind = 'a' AND member = ?5"
+		" UNION ALL SELECT grp FROM group_members WHERE mkind = 'b' AND member = ?6"
+		" UNION ALL SELECT id FROM access_groups WHERE ?7 AND building = ?6)");
 	if (!s)
 		return -1;
 	sqlite3_bind_text(s, 1, d->is_board ? "b" : "d", -1, SQLITE_STATIC);
@@ -423,8 +533,8 @@ static int eval_person(dctx_t *d, const holder_t *h, access_result_t *r, gh_err_
 	if (h->has_from && d->now < h->from)
 		return R_OUTSIDE_SCHEDULE;
 	sqlite3_stmt *s = store_stmt(st, "SELECT p.kind, p.apartment, p.active, p.expires_at, "
-					 "p.first_name, p.last_name, json_extract(p.data, '$.floors'), "
-					 "COALESCE(a.building, p.building) FROM persons p "
+					 "p.first_name, p.last_name, p.floors, "
+					 "COALESCE(a.building, p.building), a.valid_from, a.valid_until FROM persons p "
 					 "LEFT JOIN apartments a ON a.id = p.apartment WHERE p.id = ?");
 	if (!s)
 		return store_db_err(st, err, "reading person");
@@ -443,6 +553,8 @@ static int eval_person(dctx_t *d, const holder_t *h, access_result_t *r, gh_err_
 		 sqlite3_column_bytes(s, 5) ? " " : "", sqlite3_column_text(s, 5));
 	copy_col(floors, sizeof floors, s, 6);
 	copy_col(building, sizeof building, s, 7);
+	int apt_closed = (sqlite3_column_type(s, 8) != SQLITE_NULL && d->now < sqlite3_column_int64(s, 8)) ||
+			 (sqlite3_column_type(s, 9) != SQLITE_NULL && d->now >= sqlite3_column_int64(s, 9));
 	sqlite3_reset(s);
 	snprintf(r->person, sizeof r->person, "%s", h->id);
 	snprintf(r->apartment, sizeof r->apartment, "%s", apt);
@@ -451,14 +563,12 @@ static int eval_person(dctx_t *d, const holder_t *h, access_result_t *r, gh_err_
 		return R_DISABLED;
 	if (has_exp && d->now >= exp)
 		return R_EXPIRED;
-	if (*apt) {
-		int a = apartment_valid(d, apt);
-		if (a)
-			return a < 0 ? store_db_err(st, err, "reading apartment") : a;
-	}
+	if (apt_closed)
+		return R_APARTMENT_EXPIRED;
 	/* a plate is not issued to door phones when the holder has a UHF card */
 	if (!d->is_board && !strcmp(h->type, "plate")) {
-		sqlite3_stmt *u = store_stmt(st, "SELECT 1 FROM credentials WHERE person = ? AND type = 'uhf' LIMIT 1");
+		sqlite3_stmt *u = store_stmt(st, "SELECT 1 FROM credentials INDEXED BY credentials_person "
+						 "WHERE person = ? AND type = 'uhf' LIMIT 1");
 		if (!u)
 			return store_db_err(st, err, "reading credentials");
 		sqlite3_bind_text(u, 1, h->id, -1, SQLITE_STATIC);
@@ -621,70 +731,120 @@ static void mask_code(const char *method, const char *code, char *out, size_t le
 	snprintf(out, len, "%s", code);
 }
 
-static int write_door_log(dctx_t *d, access_result_t *r, gh_err_t *err)
+static void fill_log(dctx_t *d, const access_result_t *r, door_log_t *l)
 {
-	store_t *st = d->en->st;
+	memset(l, 0, sizeof *l);
+	l->ts = d->now;
+	l->is_board = d->is_board;
+	l->relay = d->q->relay;
+	snprintf(l->tid, sizeof l->tid, "%s", d->tid);
+	memcpy(l->building, d->dev_building, sizeof l->building);
+	memcpy(l->apartment, r->apartment, sizeof l->apartment);
+	memcpy(l->person, r->person, sizeof l->person);
+	memcpy(l->initiator, r->person_name, sizeof l->initiator);
+	snprintf(l->method, sizeof l->method, "%s", d->q->method);
+	mask_code(d->q->method, d->q->code, l->code, sizeof l->code);
+	snprintf(l->credential, sizeof l->credential, "%s", r->credential[0] ? r->credential : r->temp_key);
+	l->granted = r->granted;
+	snprintf(l->reason, sizeof l->reason, "%s", engine_reason_name(r->reason));
+	size_t n = (size_t)snprintf(l->relays, sizeof l->relays, "[");
+	for (int i = 0; i < r->nrelays && n < sizeof l->relays; i++)
+		n += (size_t)snprintf(l->relays + n, sizeof l->relays - n, "%s%d", i ? "," : "", r->relays[i]);
+	if (n < sizeof l->relays)
+		snprintf(l->relays + n, sizeof l->relays - n, "]");
+	n = (size_t)snprintf(l->floors, sizeof l->floors, "[");
+	if (r->all_floors)
+		n += (size_t)snprintf(l->floors + n, sizeof l->floors - n, "\"all\"");
+	for (int i = 0; i < r->nfloors && n < sizeof l->floors; i++)
+		n += (size_t)snprintf(l->floors + n, sizeof l->floors - n, "%s\"%s\"",
+				      (i || r->all_floors) ? "," : "", r->floors[i]);
+	if (n < sizeof l->floors)
+		snprintf(l->floors + n, sizeof l->floors - n, "]");
+	if (d->q->event_id)
+		snprintf(l->event_id, sizeof l->event_id, "%s", d->q->event_id);
+}
+
+static int insert_log(store_t *st, const door_log_t *l, int64_t *id, gh_err_t *err)
+{
 	sqlite3_stmt *s = store_stmt(st,
 		"INSERT INTO door_logs(ts, type, device, relay, board, channel, building, apartment, apt, "
 		"person, initiator, method, code, credential, result, reason, relays, floors, event_id) "
-		"VALUES (?, 'door_release', ?, ?, ?, ?, ?, NULLIF(?, ''), "
-		"(SELECT apt FROM apartments WHERE id = ?7), NULLIF(?, ''), NULLIF(?, ''), ?, ?, "
-		"NULLIF(?, ''), ?, NULLIF(?, ''), ?, ?, ?)");
+		"VALUES (?1, 'door_release', ?2, ?3, ?4, ?5, NULLIF(?6, ''), NULLIF(?7, ''), "
+		"(SELECT apt FROM apartments WHERE id = ?7), NULLIF(?8, ''), NULLIF(?9, ''), ?10, ?11, "
+		"NULLIF(?12, ''), ?13, NULLIF(?14, ''), ?15, ?16, NULLIF(?17, ''))");
 	if (!s)
 		return store_db_err(st, err, "writing door log");
-	char code[136], relays[128], floors[160];
-	mask_code(d->q->method, d->q->code, code, sizeof code);
-	size_t n = (size_t)snprintf(relays, sizeof relays, "[");
-	for (int i = 0; i < r->nrelays && n < sizeof relays; i++)
-		n += (size_t)snprintf(relays + n, sizeof relays - n, "%s%d", i ? "," : "", r->relays[i]);
-	snprintf(relays + n, sizeof relays - n, "]");
-	n = (size_t)snprintf(floors, sizeof floors, "[");
-	if (r->all_floors)
-		n += (size_t)snprintf(floors + n, sizeof floors - n, "\"all\"");
-	for (int i = 0; i < r->nfloors && n < sizeof floors; i++)
-		n += (size_t)snprintf(floors + n, sizeof floors - n, "%s\"%s\"",
-				      (i || r->all_floors) ? "," : "", r->floors[i]);
-	if (n < sizeof floors)
-		snprintf(floors + n, sizeof floors - n, "]");
-	int i = 1;
-	sqlite3_bind_int64(s, i++, d->now);
-	if (d->is_board) {
-		sqlite3_bind_null(s, i++);
-		sqlite3_bind_null(s, i++);
-		sqlite3_bind_text(s, i++, d->tid, -1, SQLITE_STATIC);
-		sqlite3_bind_int(s, i++, d->q->relay);
+	sqlite3_bind_int64(s, 1, l->ts);
+	if (l->is_board) {
+		sqlite3_bind_text(s, 4, l->tid, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 5, l->relay);
 	} else {
-		sqlite3_bind_text(s, i++, d->tid, -1, SQLITE_STATIC);
-		if (d->q->relay > 0)
-			sqlite3_bind_int(s, i++, d->q->relay);
-		else
-			sqlite3_bind_null(s, i++);
-		sqlite3_bind_null(s, i++);
-		sqlite3_bind_null(s, i++);
+		sqlite3_bind_text(s, 2, l->tid, -1, SQLITE_STATIC);
+		if (l->relay > 0)
+			sqlite3_bind_int(s, 3, l->relay);
 	}
-	if (*d->dev_building)
-		sqlite3_bind_text(s, i++, d->dev_building, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(s, i++);
-	sqlite3_bind_text(s, i++, r->apartment, -1, SQLITE_STATIC); /* ?7, used twice */
-	sqlite3_bind_text(s, i++, r->person, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, i++, r->person_name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, i++, d->q->method, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, i++, code, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, i++, r->credential[0] ? r->credential : r->temp_key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, i++, r->granted ? "success" : "failed", -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, i++, engine_reason_name(r->reason), -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, i++, relays, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, i++, floors, -1, SQLITE_STATIC);
-	if (d->q->event_id)
-		sqlite3_bind_text(s, i++, d->q->event_id, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(s, i++);
+	sqlite3_bind_text(s, 6, l->building, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, l->apartment, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 8, l->person, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 9, l->initiator, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 10, l->method, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 11, l->code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 12, l->credential, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 13, l->granted ? "success" : "failed", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 14, l->reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 15, l->relays, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 16, l->floors, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 17, l->event_id, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return store_db_err(st, err, "writing door log");
-	r->door_log = sqlite3_last_insert_rowid(store_db(st));
+	if (id)
+		*id = sqlite3_last_insert_rowid(store_db(st));
+	return 0;
+}
+
+void engine_batch(engine_t *en, int on)
+{
+	en->batching = on;
+}
+
+int engine_pending(engine_t *en) { return en->queued; }
+
+int engine_flush(engine_t *en, gh_err_t *err)
+{
+	if (!en->queued)
+		return 0;
+	if (store_begin(en->st))
+		return store_db_err(en->st, err, "begin");
+	for (int i = 0; i < en->queued; i++)
+		if (insert_log(en->st, &en->queue[i], NULL, err)) {
+			store_rollback(en->st);
+			/* kept queued: the next pass retries */
+			log_err("engine", "door logs not written, %d kept queued", en->queued);
+			return -1;
+		}
+	if (store_commit(en->st)) {
+		log_err("engine", "door logs not committed, %d kept queued", en->queued);
+		return store_db_err(en->st, err, "commit");
+	}
+	en->queued = 0;
+	return 0;
+}
+
+static int write_door_log(dctx_t *d, access_result_t *r, gh_err_t *err)
+{
+	engine_t *en = d->en;
+	if (!en->batching) {
+		door_log_t l;
+		fill_log(d, r, &l);
+		return insert_log(en->st, &l, &r->door_log, err);
+	}
+	if (!en->queue && !(en->queue = malloc(LOG_QUEUE_MAX * sizeof *en->queue)))
+		return gh_err(err, 500, "nomem", "", "out of memory");
+	if (en->queued == LOG_QUEUE_MAX && engine_flush(en, err))
+		return -1;
+	fill_log(d, r, &en->queue[en->queued++]);
 	return 0;
 }
 
@@ -801,6 +961,13 @@ int engine_decide(engine_t *en, const access_req_t *q, access_result_t *r, gh_er
 		d.is_board = 1;
 	}
 
+	if (en->batching) {
+		/* reads only, plus a temp key use (one conditional UPDATE); the
+		 * door log joins the queue that engine_flush commits */
+		if (decide(&d, r, err) || write_door_log(&d, r, err))
+			return -1;
+		return 0;
+	}
 	/* the decision and its door log (and a temp key use) commit together */
 	if (store_begin(en->st))
 		return store_db_err(en->st, err, "begin");

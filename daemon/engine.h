@@ -60,7 +60,7 @@ typedef struct access_result {
 	char apartment[64];
 	char credential[64];
 	char temp_key[64];
-	int64_t door_log;                 /* id of the door log written */
+	int64_t door_log;                 /* id of the door log written (0 while queued) */
 } access_result_t;
 
 engine_t *engine_new(store_t *st);
@@ -71,6 +71,16 @@ void engine_free(engine_t *en);
  * malformed request (400) or a database failure (500). Consumes one use of
  * a temp key atomically when granted by one. */
 int engine_decide(engine_t *en, const access_req_t *req, access_result_t *res, gh_err_t *err);
+
+/* Batching (the daemon): with ON, decisions only read (and spend a temp
+ * key use), and their door logs wait in memory until engine_flush() writes
+ * them in one transaction, once per loop pass. Off (default): each
+ * decision commits its own door log. */
+void engine_batch(engine_t *en, int on);
+/* Writes the queued door logs; on failure they stay queued. */
+int engine_flush(engine_t *en, gh_err_t *err);
+/* Door logs waiting for engine_flush(). */
+int engine_pending(engine_t *en);
 
 /* "unknown_credential", ... ("" for R_NONE). */
 const char *engine_reason_name(int reason);

@@ -187,11 +187,12 @@ static int w_person(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 {
 	row_t r;
 	if (row_start(v, &r, "INSERT INTO persons(id, kind, apartment, building, first_name, last_name, "
-			     "active, expires_at, " COMMON_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-			     "?, ?, ?) ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, apartment = "
-			     "excluded.apartment, building = excluded.building, first_name = "
+			     "active, expires_at, floors, " COMMON_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+			     "?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, "
+			     "apartment = excluded.apartment, building = excluded.building, first_name = "
 			     "excluded.first_name, last_name = excluded.last_name, active = "
-			     "excluded.active, expires_at = excluded.expires_at, " COMMON_SET))
+			     "excluded.active, expires_at = excluded.expires_at, floors = "
+			     "excluded.floors, " COMMON_SET))
 		return -1;
 	b_jstr(&r, v->d, "kind");
 	b_jstr(&r, v->d, "apartment");
@@ -200,6 +201,13 @@ static int w_person(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 	b_jstr(&r, v->d, "last_name");
 	b_jint(&r, v->d, "active");
 	b_jint(&r, v->d, "expires_at");
+	json_t *fl = json_object_get(v->d, "floors");
+	if (json_array_size(fl)) {
+		char *txt = jdump(fl);
+		sqlite3_bind_text(r.s, r.i++, txt, -1, free);
+	} else {
+		b_null(&r);
+	}
 	if (row_finish(v, &r, ctx, lrev))
 		return -1;
 	/* a resident who moves takes their PINs' APT+PIN scope along */

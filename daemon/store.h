@@ -47,7 +47,9 @@ int64_t store_lrev(store_t *st);
 int store_kv_get(store_t *st, const char *key, char *buf, size_t len);
 int store_kv_set(store_t *st, const char *key, const char *value);
 
-/* Generation bumped by every settings change (engine caches reload). */
+/* Configuration generation: bumped by changes of settings, devices and
+ * boards made here, by rollbacks, and by any commit of another connection
+ * (PRAGMA data_version); the settings and device caches reload when it moves. */
 unsigned store_settings_gen(store_t *st);
 void store_settings_touch(store_t *st);
 /* Unique per opened store in this process (caches key on it). */

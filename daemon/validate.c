@@ -929,7 +929,8 @@ static int v_credential(vctx_t *v)
 
 	/* per-person limits of the manuals: at most 5 UHF cards and 5 plates */
 	if (person && (type == 2 || type == 3)) {
-		sqlite3_stmt *s = store_stmt(v->st, "SELECT count(*) FROM credentials WHERE person = ? AND type = ? AND id <> ?");
+		sqlite3_stmt *s = store_stmt(v->st, "SELECT count(*) FROM credentials INDEXED BY credentials_person "
+						    "WHERE person = ? AND type = ? AND id <> ?");
 		if (!s)
 			return store_db_err(v->st, v->err, "counting credentials");
 		sqlite3_bind_text(s, 1, person, -1, SQLITE_STATIC);

@@ -11,7 +11,7 @@ CREATE TABLE settings (
   lrev       INTEGER NOT NULL DEFAULT 0,
   origin     TEXT NOT NULL DEFAULT 'cloud',
   updated_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE macs (
   id         TEXT PRIMARY KEY,
@@ -20,7 +20,7 @@ CREATE TABLE macs (
   lrev       INTEGER NOT NULL DEFAULT 0,
   origin     TEXT NOT NULL DEFAULT 'cloud',
   updated_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE buildings (
   id           TEXT PRIMARY KEY,
@@ -32,7 +32,7 @@ CREATE TABLE buildings (
   lrev         INTEGER NOT NULL DEFAULT 0,
   origin       TEXT NOT NULL DEFAULT 'cloud',
   updated_at   INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE apartments (
   id          TEXT PRIMARY KEY,
@@ -47,7 +47,7 @@ CREATE TABLE apartments (
   origin      TEXT NOT NULL DEFAULT 'cloud',
   updated_at  INTEGER NOT NULL,
   UNIQUE (building, apt)
-);
+) WITHOUT ROWID;
 CREATE INDEX apartments_apt ON apartments(apt);
 
 CREATE TABLE persons (
@@ -59,12 +59,13 @@ CREATE TABLE persons (
   last_name  TEXT NOT NULL DEFAULT '',
   active     INTEGER NOT NULL DEFAULT 1,
   expires_at INTEGER,
+  floors     TEXT,                      -- JSON list of floor labels (lift grants)
   data       TEXT NOT NULL,
   rev        INTEGER NOT NULL DEFAULT 0,
   lrev       INTEGER NOT NULL DEFAULT 0,
   origin     TEXT NOT NULL DEFAULT 'cloud',
   updated_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX persons_apartment ON persons(apartment);
 CREATE INDEX persons_building ON persons(building);
 
@@ -82,7 +83,7 @@ CREATE TABLE devices (
   lrev         INTEGER NOT NULL DEFAULT 0,
   origin       TEXT NOT NULL DEFAULT 'cloud',
   updated_at   INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX devices_apartment ON devices(apartment);
 -- at most one works-offline indoor monitor per apartment
 CREATE UNIQUE INDEX devices_offline_monitor ON devices(apartment) WHERE works_offline = 1;
@@ -112,7 +113,7 @@ CREATE TABLE relay_boards (
   lrev       INTEGER NOT NULL DEFAULT 0,
   origin     TEXT NOT NULL DEFAULT 'cloud',
   updated_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE board_channels (
   board    TEXT NOT NULL REFERENCES relay_boards(id) ON DELETE CASCADE,
@@ -141,7 +142,7 @@ CREATE TABLE access_groups (
   lrev       INTEGER NOT NULL DEFAULT 0,
   origin     TEXT NOT NULL DEFAULT 'cloud',
   updated_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX access_groups_building ON access_groups(building);
 
 -- Relays a group opens: tkind 'd' = device relay (tid MAC, tn relay),
@@ -184,7 +185,7 @@ CREATE TABLE temp_keys (
   lrev            INTEGER NOT NULL DEFAULT 0,
   origin          TEXT NOT NULL DEFAULT 'cloud',
   updated_at      INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX temp_keys_code ON temp_keys(code) WHERE code IS NOT NULL;
 CREATE INDEX temp_keys_qr ON temp_keys(qr) WHERE qr IS NOT NULL;
 CREATE INDEX temp_keys_apartment ON temp_keys(apartment);
@@ -221,10 +222,12 @@ CREATE TABLE credentials (
   origin      TEXT NOT NULL DEFAULT 'cloud',
   updated_at  INTEGER NOT NULL,
   CHECK ((person IS NULL) <> (temp_key IS NULL))
-);
-CREATE INDEX credentials_lookup ON credentials(type, code, scope);
-CREATE INDEX credentials_person ON credentials(person);
-CREATE INDEX credentials_temp_key ON credentials(temp_key);
+) WITHOUT ROWID;
+-- covering: a decision reads the credential from this index alone
+CREATE INDEX credentials_lookup ON credentials(type, code, scope, person, temp_key, valid_from,
+                                               valid_until, long_term);
+CREATE INDEX credentials_person ON credentials(person, type);
+CREATE INDEX credentials_temp_key ON credentials(temp_key) WHERE temp_key IS NOT NULL;
 
 CREATE TABLE parking_lots (
   id         TEXT PRIMARY KEY,
@@ -235,7 +238,7 @@ CREATE TABLE parking_lots (
   lrev       INTEGER NOT NULL DEFAULT 0,
   origin     TEXT NOT NULL DEFAULT 'cloud',
   updated_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 -- Deleted entities, so devices and the cloud link can be told (deltas by lrev).
 CREATE TABLE tombstones (
