@@ -41,7 +41,15 @@ typedef struct cand {
 	int channel;
 	int ok;          /* granted so far */
 	int why;         /* reason when not */
+	int idx;         /* index in the device entry's relays */
 } cand_t;
+
+/* an access group holding a relay, with its schedule */
+typedef struct rgroup {
+	char id[64];
+	char building[64]; /* set for a building's default group */
+	sched_t sc;
+} rgroup_t;
 
 typedef struct dev_entry {
 	char mac[13];
@@ -50,7 +58,18 @@ typedef struct dev_entry {
 	char area[16], building[64], apartment[64];
 	int nrel;
 	cand_t rel[ENGINE_MAX_RELAYS];
+	int ngroups[ENGINE_MAX_RELAYS];
+	rgroup_t *groups[ENGINE_MAX_RELAYS];
 } dev_entry_t;
+
+static void dev_entry_free_groups(dev_entry_t *e)
+{
+	for (int i = 0; i < ENGINE_MAX_RELAYS; i++) {
+		free(e->groups[i]);
+		e->groups[i] = NULL;
+		e->ngroups[i] = 0;
+	}
+}
 
 #define DEV_SLOTS 2048
 #define LOG_QUEUE_MAX 4096
@@ -62,6 +81,7 @@ struct engine {
 	int dev_count;
 	dev_entry_t *dev[DEV_SLOTS];
 	int batching;
+	int tx_open;    /* the pass's transaction, begun by the first decision */
 	door_log_t *queue;
 	int queued;
 };
@@ -84,6 +104,8 @@ engine_t *engine_new(store_t *st)
 static void dev_cache_clear(engine_t *en)
 {
 	for (int i = 0; i < DEV_SLOTS; i++) {
+		if (en->dev[i])
+			dev_entry_free_groups(en->dev[i]);
 		free(en->dev[i]);
 		en->dev[i] = NULL;
 	}
@@ -94,7 +116,7 @@ void engine_free(engine_t *en)
 {
 	if (!en)
 		return;
-	if (en->queued)
+	if (en->queued || en->tx_open)
 		engine_flush(en, NULL);
 	dev_cache_clear(en);
 	free(en->queue);
@@ -121,6 +143,7 @@ typedef struct dctx {
 	const char *tid;  /* device MAC or board id */
 	int dev_type;
 	char dev_area[16], dev_building[64], dev_apartment[64];
+	const dev_entry_t *dev; /* cached device (NULL for boards) */
 	cand_t c[ENGINE_MAX_RELAYS];
 	int nc;
 } dctx_t;
@@ -149,6 +172,8 @@ static int method_allowed(int64_t m, const char *method)
 	return 0;
 }
 
+static void sched_from_row(sqlite3_stmt *s, int col, sched_t *o);
+
 static unsigned mac_hash(const char *mac)
 {
 	unsigned h = 2166136261u;
@@ -174,6 +199,8 @@ static dev_entry_t *dev_lookup(engine_t *en, const char *mac, gh_err_t *err)
 		gh_err(err, 500, "nomem", "", "out of memory");
 		return NULL;
 	}
+	if (e == &scratch)
+		dev_entry_free_groups(e);
 	memset(e, 0, sizeof *e);
 	snprintf(e->mac, sizeof e->mac, "%s", mac);
 	store_t *st = en->st;
@@ -202,6 +229,32 @@ static dev_entry_t *dev_lookup(engine_t *en, const char *mac, gh_err_t *err)
 			copy_col(c->schedule, sizeof c->schedule, s, 2);
 			copy_col(c->board, sizeof c->board, s, 3);
 			c->channel = sqlite3_column_int(s, 4);
+			c->idx = e->nrel - 1;
+		}
+		sqlite3_reset(s);
+		/* the access groups holding each relay */
+		s = store_stmt(st, "SELECT r.tn, g.id, COALESCE(g.building, ''), g.repeat, g.start_ts, "
+				   "g.end_ts, g.days, g.from_min, g.to_min FROM group_relays r JOIN "
+				   "access_groups g ON g.id = r.grp WHERE r.tkind = 'd' AND r.tid = ?");
+		if (!s)
+			goto dberr;
+		sqlite3_bind_text(s, 1, mac, -1, SQLITE_STATIC);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			int n = sqlite3_column_int(s, 0), k;
+			for (k = 0; k < e->nrel && e->rel[k].n != n; k++)
+				;
+			if (k == e->nrel)
+				continue;
+			rgroup_t *g = realloc(e->groups[k], (size_t)(e->ngroups[k] + 1) * sizeof *g);
+			if (!g) {
+				sqlite3_reset(s);
+				goto dberr;
+			}
+			e->groups[k] = g;
+			g += e->ngroups[k]++;
+			copy_col(g->id, sizeof g->id, s, 1);
+			copy_col(g->building, sizeof g->building, s, 2);
+			sched_from_row(s, 3, &g->sc);
 		}
 		sqlite3_reset(s);
 	}
@@ -215,6 +268,7 @@ static dev_entry_t *dev_lookup(engine_t *en, const char *mac, gh_err_t *err)
 	}
 	return e;
 dberr:
+	dev_entry_free_groups(e);
 	if (e != &scratch)
 		free(e);
 	store_db_err(st, err, "reading device");
@@ -260,6 +314,7 @@ static int load_target(dctx_t *d, gh_err_t *err)
 		return -1;
 	if (!e->known)
 		return 1;
+	d->dev = e;
 	d->dev_type = e->type;
 	memcpy(d->dev_area, e->area, sizeof d->dev_area);
 	memcpy(d->dev_building, e->building, sizeof d->dev_building);
@@ -401,8 +456,9 @@ static int find_holders(dctx_t *d, holder_t *h, int *nh, gh_err_t *err)
 			sqlite3_reset(s);
 		}
 	}
-	/* temp keys: their PIN code or QR */
-	if (is_pin || is_key || is_qr) {
+	/* temp keys: their PIN code or QR (a PIN is unique among persons and
+	 * keys alike, so a person's PIN needs no second look) */
+	if ((is_pin && *nh == 0) || is_key || is_qr) {
 		sqlite3_stmt *s = store_stmt(st, "SELECT id, apartment FROM temp_keys WHERE code = ?1 UNION "
 						 "SELECT id, apartment FROM temp_keys WHERE qr = ?1 LIMIT 8");
 		if (!s)
@@ -437,23 +493,24 @@ static int find_holders(dctx_t *d, holder_t *h, int *nh, gh_err_t *err)
 
 /* ---- floors ---- */
 
+/* The persons.floors column: a compact JSON list of labels that the
+ * validator wrote (["3","G0"] or ["all"]), read without a JSON parser. */
 static void floors_from_json(access_result_t *r, const char *json)
 {
-	json_t *a = json ? json_loads(json, 0, NULL) : NULL;
-	size_t i;
-	json_t *f;
-	json_array_foreach(a, i, f) {
-		const char *lab = json_string_value(f);
-		if (!lab)
-			continue;
-		if (!strcmp(lab, "all")) {
+	const char *p = json;
+	while (p && (p = strchr(p, '"'))) {
+		const char *end = strchr(++p, '"');
+		if (!end)
+			break;
+		size_t n = (size_t)(end - p);
+		if (n == 3 && !memcmp(p, "all", 3))
 			r->all_floors = 1;
-			continue;
+		else if (n < 8 && r->nfloors < ENGINE_MAX_FLOORS) {
+			memcpy(r->floors[r->nfloors], p, n);
+			r->floors[r->nfloors++][n] = '\0';
 		}
-		if (r->nfloors < ENGINE_MAX_FLOORS)
-			snprintf(r->floors[r->nfloors++], 8, "%s", lab);
+		p = end + 1;
 	}
-	json_decref(a);
 }
 
 static void apartment_floor(dctx_t *d, const char *apt, access_result_t *r)
@@ -525,6 +582,49 @@ static int eval_groups(dctx_t *d, cand_t *c, const char *person, const char *apt
 	return found ? R_OUTSIDE_SCHEDULE : R_RELAY_NOT_ALLOWED;
 }
 
+#define MAX_MEMBERSHIPS 256
+
+/* The groups a person belongs to directly, through their apartment or
+ * their building (three primary-key range scans). */
+static int load_memberships(dctx_t *d, const char *person, const char *apt, const char *building,
+			    char (*out)[64], int *n)
+{
+	sqlite3_stmt *s = store_stmt(d->en->st, "SELECT grp FROM group_members WHERE (mkind = 'p' AND "
+						"member = ?1) OR (mkind = 'a' AND member = ?2) OR "
+						"(mkind = 'b' AND member = ?3)");
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, person, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, apt, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, building, -1, SQLITE_STATIC);
+	*n = 0;
+	while (sqlite3_step(s) == SQLITE_ROW && *n < MAX_MEMBERSHIPS)
+		copy_col(out[(*n)++], 64, s, 0);
+	sqlite3_reset(s);
+	return 0;
+}
+
+/* eval_groups on a cached device: the relay's groups from the cache, the
+ * person's memberships from one query per decision */
+static int eval_groups_cached(dctx_t *d, const cand_t *c, char (*mem)[64], int nmem,
+			      const char *apt, const char *building)
+{
+	const dev_entry_t *e = d->dev;
+	int found = 0;
+	for (int i = 0; i < e->ngroups[c->idx]; i++) {
+		const rgroup_t *g = &e->groups[c->idx][i];
+		int member = *apt && g->building[0] && !strcmp(g->building, building);
+		for (int k = 0; !member && k < nmem; k++)
+			member = !strcmp(mem[k], g->id);
+		if (!member)
+			continue;
+		found = 1;
+		if (sched_eval(&g->sc, d->now) == SCHED_OPEN)
+			return R_NONE;
+	}
+	return found ? R_OUTSIDE_SCHEDULE : R_RELAY_NOT_ALLOWED;
+}
+
 static int eval_person(dctx_t *d, const holder_t *h, access_result_t *r, gh_err_t *err)
 {
 	store_t *st = d->en->st;
@@ -578,18 +678,22 @@ static int eval_person(dctx_t *d, const holder_t *h, access_result_t *r, gh_err_
 			return R_UNKNOWN_CREDENTIAL;
 	}
 
-	int any = 0, best = R_RELAY_NOT_ALLOWED;
+	int any = 0, best = R_RELAY_NOT_ALLOWED, nmem = -1;
+	char mem[MAX_MEMBERSHIPS][64];
 	for (int i = 0; i < d->nc; i++) {
 		cand_t *c = &d->c[i];
 		if (c->why)
 			continue;
 		int why;
-		if (!d->is_board && !strcmp(d->dev_area, "apartment")) {
+		if (!d->is_board && !strcmp(d->dev_area, "apartment") && !d->en->set->public_only &&
+		    *apt && !strcmp(apt, d->dev_apartment)) {
 			/* private area: the apartment's own devices, unless the site
 			 * manages public areas only */
-			why = (!d->en->set->public_only && *apt && !strcmp(apt, d->dev_apartment))
-				      ? R_NONE
-				      : eval_groups(d, c, h->id, apt, building);
+			why = R_NONE;
+		} else if (d->dev) {
+			if (nmem < 0 && load_memberships(d, h->id, apt, building, mem, &nmem))
+				return store_db_err(st, err, "reading group members");
+			why = eval_groups_cached(d, c, mem, nmem, apt, building);
 		} else {
 			why = eval_groups(d, c, h->id, apt, building);
 		}
@@ -806,6 +910,8 @@ static int insert_log(store_t *st, const door_log_t *l, int64_t *id, gh_err_t *e
 
 void engine_batch(engine_t *en, int on)
 {
+	if (!on && en->batching)
+		engine_flush(en, NULL);
 	en->batching = on;
 }
 
@@ -813,10 +919,11 @@ int engine_pending(engine_t *en) { return en->queued; }
 
 int engine_flush(engine_t *en, gh_err_t *err)
 {
-	if (!en->queued)
+	if (!en->queued && !en->tx_open)
 		return 0;
-	if (store_begin(en->st))
+	if (!en->tx_open && store_begin(en->st))
 		return store_db_err(en->st, err, "begin");
+	en->tx_open = 0;
 	for (int i = 0; i < en->queued; i++)
 		if (insert_log(en->st, &en->queue[i], NULL, err)) {
 			store_rollback(en->st);
@@ -962,8 +1069,14 @@ int engine_decide(engine_t *en, const access_req_t *q, access_result_t *r, gh_er
 	}
 
 	if (en->batching) {
-		/* reads only, plus a temp key use (one conditional UPDATE); the
-		 * door log joins the queue that engine_flush commits */
+		/* one transaction per loop pass, begun by its first decision and
+		 * committed by engine_flush with the pass's door logs: decisions
+		 * take no lock of their own and only read (plus a temp key use) */
+		if (!en->tx_open && !store_in_tx(en->st)) {
+			if (store_begin(en->st))
+				return store_db_err(en->st, err, "begin");
+			en->tx_open = 1;
+		}
 		if (decide(&d, r, err) || write_door_log(&d, r, err))
 			return -1;
 		return 0;

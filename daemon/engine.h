@@ -72,10 +72,11 @@ void engine_free(engine_t *en);
  * a temp key atomically when granted by one. */
 int engine_decide(engine_t *en, const access_req_t *req, access_result_t *res, gh_err_t *err);
 
-/* Batching (the daemon): with ON, decisions only read (and spend a temp
- * key use), and their door logs wait in memory until engine_flush() writes
- * them in one transaction, once per loop pass. Off (default): each
- * decision commits its own door log. */
+/* Batching (the daemon): with ON, the first decision of a loop pass opens
+ * the pass's transaction; decisions only read (and spend a temp key use)
+ * and their door logs wait in memory until engine_flush() writes them and
+ * commits, once per loop pass. Off (default): each decision commits its own
+ * door log. Turning it off flushes. */
 void engine_batch(engine_t *en, int on);
 /* Writes the queued door logs; on failure they stay queued. */
 int engine_flush(engine_t *en, gh_err_t *err);

@@ -314,8 +314,8 @@ int ent_put(store_t *st, ent_t e, const char *id, const json_t *data, const ent_
 		store_db_err(st, err, "commit");
 		goto fail_nobegin;
 	}
-	if (e == ENT_SETTINGS || e == ENT_DEVICE || e == ENT_RELAY_BOARD)
-		store_settings_touch(st); /* caches of settings and devices reload */
+	if (e == ENT_SETTINGS || e == ENT_DEVICE || e == ENT_RELAY_BOARD || e == ENT_ACCESS_GROUP)
+		store_settings_touch(st); /* caches of settings, devices and groups reload */
 	json_decref(before);
 	if (out) {
 		decorate(st, e, idbuf, d);
