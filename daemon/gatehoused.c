@@ -27,6 +27,7 @@ typedef struct app {
 	ctl_t *ctl;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
+	uv_prepare_t flush; /* before the loop sleeps: commit the pass's work */
 	uint64_t started_ms;
 } app_t;
 
@@ -46,6 +47,9 @@ static void stop(app_t *a, const char *why)
 	uv_close((uv_handle_t *)&a->sig_int, NULL);
 	uv_close((uv_handle_t *)&a->sig_hup, NULL);
 	uv_close((uv_handle_t *)&a->watchdog, NULL);
+	uv_prepare_stop(&a->flush);
+	uv_close((uv_handle_t *)&a->flush, NULL);
+	engine_flush(a->en, NULL);
 }
 
 static void reload(app_t *a)
@@ -76,6 +80,18 @@ static void on_signal(uv_signal_t *h, int signum)
 		return;
 	}
 	stop(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* Runs once per loop pass, just before the loop waits for I/O: the door
+ * logs of every decision made in this pass are committed in one
+ * transaction (redis's "before sleep" hook). */
+static void on_before_sleep(uv_prepare_t *p)
+{
+	app_t *a = p->data;
+	gh_err_t err = { 0 };
+	/* also ends a pass's transaction that decided nothing worth logging */
+	if (engine_flush(a->en, &err))
+		log_err("main", "flushing door logs: %s", err.message);
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -134,6 +150,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	a.en = engine_new(a.st);
+	engine_batch(a.en, 1);
 	settings_t set;
 	if (settings_load(a.st, &set) == 0) {
 		if (gh_tz_set(set.timezone))
@@ -159,6 +176,9 @@ int main(int argc, char **argv)
 		sigs[i]->data = &a;
 		uv_signal_start(sigs[i], on_signal, signums[i]);
 	}
+	uv_prepare_init(a.loop, &a.flush);
+	a.flush.data = &a;
+	uv_prepare_start(&a.flush, on_before_sleep);
 	uv_timer_init(a.loop, &a.watchdog);
 	uint64_t wd_usec = 0;
 	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0)

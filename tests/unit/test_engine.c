@@ -121,12 +121,20 @@ static access_result_t decide_at(const char *dev, int relay, const char *method,
 	return r;
 }
 
-#define assert_reason(r, want)                                                                 \
-	cr_assert(!(r).granted && (r).reason == (want), "expected %s, got %s%s",               \
-		  engine_reason_name(want), (r).granted ? "granted" : "denied ",               \
-		  engine_reason_name((r).reason))
-#define assert_granted(r)                                                                      \
-	cr_assert((r).granted, "expected granted, got %s", engine_reason_name((r).reason))
+/* each macro evaluates its decision once: deciding has effects (door logs,
+ * temp key uses) */
+#define assert_reason(x, want)                                                                 \
+	do {                                                                                   \
+		access_result_t r_ = (x);                                                      \
+		cr_assert(!r_.granted && r_.reason == (want), "expected %s, got %s%s",         \
+			  engine_reason_name(want), r_.granted ? "granted" : "denied ",        \
+			  engine_reason_name(r_.reason));                                      \
+	} while (0)
+#define assert_granted(x)                                                                      \
+	do {                                                                                   \
+		access_result_t r_ = (x);                                                      \
+		cr_assert(r_.granted, "expected granted, got %s", engine_reason_name(r_.reason)); \
+	} while (0)
 
 Test(engine, resident_pin_opens_and_grants_floors)
 {
@@ -494,6 +502,63 @@ Test(engine, every_decision_writes_a_door_log_without_the_pin)
 	cr_assert_eq(count_logs("result = 'failed' AND reason = 'unknown_credential' AND code = '****'"), 1);
 	cr_assert_eq(count_logs("code LIKE '%1234%' OR code LIKE '%8888%'"), 0, "PINs must not be logged");
 	cr_assert_eq(count_logs("result = 'success' AND code = 'CAFE01' AND initiator = 'Cleaner'"), 1);
+}
+
+Test(engine, batched_door_logs_commit_once_per_pass)
+{
+	engine_batch(en, 1);
+	assert_granted(decide_at(D1, 1, "pin", "1234", NULL, MON_0900));
+	assert_reason(decide_at(D1, 1, "pin", "8888", NULL, MON_0900), R_UNKNOWN_CREDENTIAL);
+	assert_granted(decide_at(D2, 1, "rf", "CAFE01", NULL, MON_0900));
+	cr_assert_eq(engine_pending(en), 3, "pending %d", engine_pending(en));
+	cr_assert_eq(count_logs("1"), 0, "queued until the pass ends");
+	/* another connection (the CLI) sees nothing uncommitted */
+	char path[300];
+	snprintf(path, sizeof path, "%s/site.db", tu_dir);
+	sqlite3 *other = NULL;
+	cr_assert_eq(sqlite3_open(path, &other), SQLITE_OK);
+	gh_err_t err = { 0 };
+	cr_assert_eq(engine_flush(en, &err), 0, "%s", err.message);
+	cr_assert_eq(engine_pending(en), 0);
+	cr_assert_eq(count_logs("1"), 3);
+	cr_assert_eq(count_logs("result = 'success'"), 2);
+	sqlite3_stmt *q = NULL;
+	cr_assert_eq(sqlite3_prepare_v2(other, "SELECT count(*) FROM door_logs", -1, &q, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+	cr_assert_eq(sqlite3_column_int(q, 0), 3, "committed for other connections too");
+	sqlite3_finalize(q);
+	sqlite3_close(other);
+	/* a temp key use is spent at once even in batch mode */
+	put_temp_key("\"uses_per_device\":1,\"schedule\":{\"repeat\":\"never\",\"end\":\"2026-06-30T00:00\"}");
+	assert_granted(decide_at(D1, 1, "pin", "6789", NULL, MON_0900));
+	assert_granted(decide_at(D2, 1, "pin", "6789", NULL, MON_0900));
+	assert_reason(decide_at(D1, 1, "pin", "6789", NULL, MON_0900), R_USES_EXHAUSTED);
+	engine_batch(en, 0); /* flushes */
+	cr_assert_eq(count_logs("1"), 6);
+}
+
+Test(engine, device_cache_follows_edits)
+{
+	assert_reason(decide_at(D2, 1, "pin", "1234", NULL, MON_0900), R_RELAY_NOT_ALLOWED);
+	/* a new group on the garden gate applies to the very next decision */
+	tu_put(st, ENT_ACCESS_GROUP, "{\"id\":\"g_new\",\"name\":\"Garden\",\"relays\":[{\"device\":\"" D2
+				     "\",\"relay\":1}],\"members\":{\"apartments\":[\"a101\"]}}");
+	assert_granted(decide_at(D2, 1, "pin", "1234", NULL, MON_0900));
+	/* a relay restricted to RF from now on */
+	tu_put(st, ENT_DEVICE, "{\"id\":\"" D2 "\",\"type\":0,\"name\":\"Garden gate\",\"relays\":[{\"n\":1,"
+			       "\"methods\":[\"rf\"]}]}");
+	assert_reason(decide_at(D2, 1, "pin", "1234", NULL, MON_0900), R_RELAY_NOT_ALLOWED);
+	/* an edit by another connection (the CLI) is seen too */
+	char path[300];
+	snprintf(path, sizeof path, "%s/site.db", tu_dir);
+	gh_err_t err = { 0 };
+	store_t *cli = store_open(path, &err);
+	cr_assert_not_null(cli, "%s", err.message);
+	json_t *d = tu_json("{\"id\":\"" D2 "\",\"type\":0,\"name\":\"Garden gate\",\"relays\":[{\"n\":1}]}");
+	cr_assert_eq(ent_put(cli, ENT_DEVICE, NULL, d, NULL, NULL, &err), 0, "%s", err.message);
+	json_decref(d);
+	store_close(cli);
+	assert_granted(decide_at(D2, 1, "pin", "1234", NULL, MON_0900));
 }
 
 Test(engine, emergency_opens_the_door_group)
