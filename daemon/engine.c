@@ -125,10 +125,15 @@ void engine_free(engine_t *en)
 
 static int refresh_settings(engine_t *en)
 {
+	/* inside the pass's write transaction no other connection can have
+	 * committed: only our own edits can move the generation */
+	if (en->tx_open && en->set && en->dev_gen == store_settings_gen_local(en->st))
+		return 0;
 	en->set = settings_get(en->st);
-	if (en->dev_gen != store_settings_gen(en->st)) {
+	unsigned gen = store_settings_gen_local(en->st);
+	if (en->dev_gen != gen) {
 		dev_cache_clear(en);
-		en->dev_gen = store_settings_gen(en->st);
+		en->dev_gen = gen;
 	}
 	return en->set ? 0 : -1;
 }
@@ -589,9 +594,10 @@ static int eval_groups(dctx_t *d, cand_t *c, const char *person, const char *apt
 static int load_memberships(dctx_t *d, const char *person, const char *apt, const char *building,
 			    char (*out)[64], int *n)
 {
-	sqlite3_stmt *s = store_stmt(d->en->st, "SELECT grp FROM group_members WHERE (mkind = 'p' AND "
-						"member = ?1) OR (mkind = 'a' AND member = ?2) OR "
-						"(mkind = 'b' AND member = ?3)");
+	sqlite3_stmt *s = store_stmt(d->en->st, "SELECT grp FROM group_members WHERE mkind = 'p' AND "
+						"member = ?1 UNION ALL SELECT grp FROM group_members WHERE "
+						"mkind = 'a' AND member = ?2 UNION ALL SELECT grp FROM "
+						"group_members WHERE mkind = 'b' AND member = ?3");
 	if (!s)
 		return -1;
 	sqlite3_bind_text(s, 1, person, -1, SQLITE_STATIC);
@@ -632,10 +638,9 @@ static int eval_person(dctx_t *d, const holder_t *h, access_result_t *r, gh_err_
 		return R_EXPIRED;
 	if (h->has_from && d->now < h->from)
 		return R_OUTSIDE_SCHEDULE;
-	sqlite3_stmt *s = store_stmt(st, "SELECT p.kind, p.apartment, p.active, p.expires_at, "
-					 "p.first_name, p.last_name, p.floors, "
-					 "COALESCE(a.building, p.building), a.valid_from, a.valid_until FROM persons p "
-					 "LEFT JOIN apartments a ON a.id = p.apartment WHERE p.id = ?");
+	sqlite3_stmt *s = store_stmt(st, "SELECT kind, apartment, active, expires_at, first_name, "
+					 "last_name, floors, home_building, apt_from, apt_until "
+					 "FROM persons WHERE id = ?");
 	if (!s)
 		return store_db_err(st, err, "reading person");
 	sqlite3_bind_text(s, 1, h->id, -1, SQLITE_STATIC);

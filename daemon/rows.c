@@ -180,19 +180,32 @@ static int w_apartment(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 	b_jstr(&r, v->d, "floor");
 	b_jint(&r, v->d, "valid_from");
 	b_jint(&r, v->d, "valid_until");
-	return row_finish(v, &r, ctx, lrev);
+	if (row_finish(v, &r, ctx, lrev))
+		return -1;
+	/* the residents' copies of the building and valid time */
+	sqlite3_stmt *s = store_stmt(v->st, "UPDATE persons SET home_building = a.building, apt_from = "
+					    "a.valid_from, apt_until = a.valid_until FROM apartments a "
+					    "WHERE a.id = ?1 AND persons.apartment = ?1");
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, v->id, -1, SQLITE_STATIC);
+	return run(v->st, s);
 }
 
 static int w_person(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 {
 	row_t r;
 	if (row_start(v, &r, "INSERT INTO persons(id, kind, apartment, building, first_name, last_name, "
-			     "active, expires_at, floors, " COMMON_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-			     "?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, "
+			     "active, expires_at, floors, home_building, apt_from, apt_until, " COMMON_COLS
+			     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, COALESCE((SELECT building FROM "
+			     "apartments WHERE id = ?3), ?4), (SELECT valid_from FROM apartments WHERE id = "
+			     "?3), (SELECT valid_until FROM apartments WHERE id = ?3), ?10, ?11, ?12, ?13, "
+			     "?14) ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, "
 			     "apartment = excluded.apartment, building = excluded.building, first_name = "
 			     "excluded.first_name, last_name = excluded.last_name, active = "
 			     "excluded.active, expires_at = excluded.expires_at, floors = "
-			     "excluded.floors, " COMMON_SET))
+			     "excluded.floors, home_building = excluded.home_building, apt_from = "
+			     "excluded.apt_from, apt_until = excluded.apt_until, " COMMON_SET))
 		return -1;
 	b_jstr(&r, v->d, "kind");
 	b_jstr(&r, v->d, "apartment");

@@ -204,6 +204,7 @@ unsigned store_settings_gen(store_t *st)
 	return st->settings_gen;
 }
 unsigned store_serial(store_t *st) { return st->serial; }
+unsigned store_settings_gen_local(store_t *st) { return st->settings_gen; }
 void store_settings_touch(store_t *st) { st->settings_gen++; }
 
 int store_schema_version(store_t *st)

@@ -52,6 +52,9 @@ int store_kv_set(store_t *st, const char *key, const char *value);
  * (PRAGMA data_version); the settings and device caches reload when it moves. */
 unsigned store_settings_gen(store_t *st);
 void store_settings_touch(store_t *st);
+/* The generation as last seen, without asking SQLite about other
+ * connections (valid inside our own write transaction). */
+unsigned store_settings_gen_local(store_t *st);
 /* Unique per opened store in this process (caches key on it). */
 unsigned store_serial(store_t *st);
 

@@ -60,6 +60,12 @@ CREATE TABLE persons (
   active     INTEGER NOT NULL DEFAULT 1,
   expires_at INTEGER,
   floors     TEXT,                      -- JSON list of floor labels (lift grants)
+  -- copied from the apartment (kept in step by the store) so a decision
+  -- reads one row: the building whose default group applies, and the
+  -- apartment's valid time
+  home_building TEXT,
+  apt_from   INTEGER,
+  apt_until  INTEGER,
   data       TEXT NOT NULL,
   rev        INTEGER NOT NULL DEFAULT 0,
   lrev       INTEGER NOT NULL DEFAULT 0,
