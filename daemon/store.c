@@ -190,7 +190,10 @@ int64_t store_lrev(store_t *st) { return st->lrev; }
 unsigned store_settings_gen(store_t *st)
 {
 	/* another process (the CLI, a restore) may have changed the settings:
-	 * PRAGMA data_version moves only for other connections' commits */
+	 * PRAGMA data_version moves only for other connections' commits. Inside
+	 * our own BEGIN IMMEDIATE transaction nobody else can commit. */
+	if (st->depth > 0)
+		return st->settings_gen;
 	sqlite3_stmt *s = store_stmt(st, "PRAGMA data_version");
 	if (s && sqlite3_step(s) == SQLITE_ROW) {
 		int64_t dv = sqlite3_column_int64(s, 0);
