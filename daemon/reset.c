@@ -37,42 +37,32 @@ int ent_apartment_reset(store_t *st, const char *apt, const ent_ctx_t *ctx, gh_e
 	if (store_begin(st))
 		return store_db_err(st, err, "begin");
 
-	/* family members go (with their credentials), through the one delete path */
+	/* through the one delete path (tombstones, groups, audit, journal):
+	 * family members with their credentials; PIN, face and QR credentials of
+	 * the remaining residents; the visitors' temp keys (QR codes and PINs) */
+	static const struct {
+		ent_t e;
+		const char *sql;
+	} gone[] = {
+		{ ENT_PERSON, "SELECT id FROM persons WHERE apartment = ? AND kind = 'family'" },
+		{ ENT_CREDENTIAL, "SELECT c.id FROM credentials c JOIN persons p ON p.id = c.person "
+				  "WHERE p.apartment = ? AND c.type IN ('pin', 'face', 'qr')" },
+		{ ENT_TEMP_KEY, "SELECT id FROM temp_keys WHERE apartment = ?" },
+	};
 	json_t *ids = json_array();
-	sqlite3_stmt *s = store_stmt(st, "SELECT id FROM persons WHERE apartment = ? AND kind = 'family'");
-	if (!s)
-		goto dbfail;
-	sqlite3_bind_text(s, 1, apt, -1, SQLITE_STATIC);
-	while (sqlite3_step(s) == SQLITE_ROW)
-		json_array_append_new(ids, json_string((const char *)sqlite3_column_text(s, 0)));
-	sqlite3_reset(s);
+	sqlite3_stmt *s;
 	size_t i;
 	json_t *x;
-	json_array_foreach(ids, i, x) if (ent_delete(st, ENT_PERSON, json_string_value(x), ctx, err)) goto fail;
-	json_array_clear(ids);
-
-	/* access settings: PIN, face and QR credentials of the remaining residents */
-	s = store_stmt(st, "SELECT c.id FROM credentials c JOIN persons p ON p.id = c.person "
-			   "WHERE p.apartment = ? AND c.type IN ('pin', 'face', 'qr')");
-	if (!s)
-		goto dbfail;
-	sqlite3_bind_text(s, 1, apt, -1, SQLITE_STATIC);
-	while (sqlite3_step(s) == SQLITE_ROW)
-		json_array_append_new(ids, json_string((const char *)sqlite3_column_text(s, 0)));
-	sqlite3_reset(s);
-	json_array_foreach(ids, i, x) if (ent_delete(st, ENT_CREDENTIAL, json_string_value(x), ctx, err)) goto fail;
-	json_array_clear(ids);
-
-	/* QR codes and PINs handed to visitors (temp keys) */
-	s = store_stmt(st, "SELECT id FROM temp_keys WHERE apartment = ?");
-	if (!s)
-		goto dbfail;
-	sqlite3_bind_text(s, 1, apt, -1, SQLITE_STATIC);
-	while (sqlite3_step(s) == SQLITE_ROW)
-		json_array_append_new(ids, json_string((const char *)sqlite3_column_text(s, 0)));
-	sqlite3_reset(s);
-	json_array_foreach(ids, i, x) if (ent_delete(st, ENT_TEMP_KEY, json_string_value(x), ctx, err)) goto fail;
-	json_array_clear(ids);
+	for (size_t k = 0; k < sizeof gone / sizeof gone[0]; k++) {
+		if (!(s = store_stmt(st, gone[k].sql)))
+			goto dbfail;
+		sqlite3_bind_text(s, 1, apt, -1, SQLITE_STATIC);
+		while (sqlite3_step(s) == SQLITE_ROW)
+			json_array_append_new(ids, json_string((const char *)sqlite3_column_text(s, 0)));
+		sqlite3_reset(s);
+		json_array_foreach(ids, i, x) if (ent_delete(st, gone[k].e, json_string_value(x), ctx, err)) goto fail;
+		json_array_clear(ids);
+	}
 
 	/* contact data of the master account(s) */
 	s = store_stmt(st, "SELECT id, data FROM persons WHERE apartment = ?");

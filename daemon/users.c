@@ -143,6 +143,39 @@ dbfail:
 	return store_db_err(st, err, "adding user");
 }
 
+/* Runs SQL (binding TEXT1, then NOW, then NAME when the statement has a
+ * third parameter) and audits ACTION; 404 when no user NAME. */
+static int change_user(store_t *st, const char *sql, const char *text1, const char *name,
+		       const char *actor, const char *action, gh_err_t *err)
+{
+	if (store_begin(st))
+		return store_db_err(st, err, "begin");
+	sqlite3_stmt *s = store_stmt(st, sql);
+	if (!s)
+		goto dbfail;
+	if (text1) {
+		sqlite3_bind_text(s, 1, text1, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, gh_now());
+		sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+	} else {
+		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	}
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		goto dbfail;
+	if (sqlite3_changes(store_db(st)) == 0) {
+		store_rollback(st);
+		return gh_err(err, 404, "not_found", "name", "no user %s", name);
+	}
+	if (audit(st, actor, action, name, NULL) || store_commit(st))
+		goto dbfail;
+	return 0;
+dbfail:
+	store_rollback(st);
+	return store_db_err(st, err, action);
+}
+
 int users_passwd(store_t *st, const char *name, const char *pw, const char *actor, gh_err_t *err)
 {
 	if (!pw || strlen(pw) < 8 || strlen(pw) > 256)
@@ -150,52 +183,13 @@ int users_passwd(store_t *st, const char *name, const char *pw, const char *acto
 	char hash[160];
 	if (users_hash(pw, hash, sizeof hash))
 		return gh_err(err, 500, "crypto", "", "cannot hash password");
-	if (store_begin(st))
-		return store_db_err(st, err, "begin");
-	sqlite3_stmt *s = store_stmt(st, "UPDATE users SET hash = ?, updated_at = ? WHERE name = ?");
-	if (!s)
-		goto dbfail;
-	sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, gh_now());
-	sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		goto dbfail;
-	if (sqlite3_changes(store_db(st)) == 0) {
-		store_rollback(st);
-		return gh_err(err, 404, "not_found", "name", "no user %s", name);
-	}
-	if (audit(st, actor, "user_passwd", name, NULL) || store_commit(st))
-		goto dbfail;
-	return 0;
-dbfail:
-	store_rollback(st);
-	return store_db_err(st, err, "changing password");
+	return change_user(st, "UPDATE users SET hash = ?, updated_at = ? WHERE name = ?", hash, name,
+			   actor, "user_passwd", err);
 }
 
 int users_del(store_t *st, const char *name, const char *actor, gh_err_t *err)
 {
-	if (store_begin(st))
-		return store_db_err(st, err, "begin");
-	sqlite3_stmt *s = store_stmt(st, "DELETE FROM users WHERE name = ?");
-	if (!s)
-		goto dbfail;
-	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
-		goto dbfail;
-	if (sqlite3_changes(store_db(st)) == 0) {
-		store_rollback(st);
-		return gh_err(err, 404, "not_found", "name", "no user %s", name);
-	}
-	if (audit(st, actor, "user_del", name, NULL) || store_commit(st))
-		goto dbfail;
-	return 0;
-dbfail:
-	store_rollback(st);
-	return store_db_err(st, err, "deleting user");
+	return change_user(st, "DELETE FROM users WHERE name = ?", NULL, name, actor, "user_del", err);
 }
 
 int users_verify(store_t *st, const char *name, const char *pw, char *role, size_t len)

@@ -100,6 +100,13 @@ printf 'x\n' | gh user add carol --role root >"$T/out" 2>&1
 h=$(sqlite3 "$T/site.db" "select hash from users where name='alice'")
 case "$h" in '$scrypt$ln=14,r=8,p=1$'*) ok "password stored as scrypt hash" ;; *) bad "password stored as scrypt hash" ;; esac
 sqlite3 "$T/site.db" "select count(*) from audit_logs where action='user_add' and eid='alice'" | grep -qx 1 && ok "user add audited" || bad "user add audited"
+printf 'another long secret\n' | gh user passwd alice >"$T/out" 2>&1 &&
+	[ "$(sqlite3 "$T/site.db" "select hash from users where name='alice'")" != "$h" ] && ok "user passwd changes the hash" || bad "user passwd changes the hash"
+printf 'correct horse battery\n' | gh user add bob --role viewer >/dev/null 2>&1
+gh user del bob >"$T/out" 2>&1 && [ "$(sqlite3 "$T/site.db" "select count(*) from users where name='bob'")" = 0 ] && ok "user del" || bad "user del"
+gh user del bob >"$T/out" 2>&1
+[ $? -eq 3 ] && grep -q "no user bob" "$T/out" && ok "deleting an unknown user -> exit 3" || bad "deleting an unknown user -> exit 3"
+grep -rq "correct horse" "$T/site.db" && bad "no plain password in the database" || ok "no plain password in the database"
 
 echo "== daemon: start, serve, reload, stop"
 "$ROOT/$B/gatehoused" --config "$T/gh.conf" 2>"$T/daemon.log" &
