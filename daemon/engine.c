@@ -913,6 +913,16 @@ static int insert_log(store_t *st, const door_log_t *l, int64_t *id, gh_err_t *e
 	return 0;
 }
 
+int engine_pass_begin(engine_t *en, gh_err_t *err)
+{
+	if (en->tx_open || store_in_tx(en->st))
+		return 0;
+	if (store_begin(en->st))
+		return store_db_err(en->st, err, "begin");
+	en->tx_open = 1;
+	return 0;
+}
+
 void engine_batch(engine_t *en, int on)
 {
 	if (!on && en->batching)
@@ -1077,11 +1087,8 @@ int engine_decide(engine_t *en, const access_req_t *q, access_result_t *r, gh_er
 		/* one transaction per loop pass, begun by its first decision and
 		 * committed by engine_flush with the pass's door logs: decisions
 		 * take no lock of their own and only read (plus a temp key use) */
-		if (!en->tx_open && !store_in_tx(en->st)) {
-			if (store_begin(en->st))
-				return store_db_err(en->st, err, "begin");
-			en->tx_open = 1;
-		}
+		if (engine_pass_begin(en, err))
+			return -1;
 		if (decide(&d, r, err) || write_door_log(&d, r, err))
 			return -1;
 		return 0;

@@ -78,7 +78,11 @@ int engine_decide(engine_t *en, const access_req_t *req, access_result_t *res, g
  * commits, once per loop pass. Off (default): each decision commits its own
  * door log. Turning it off flushes. */
 void engine_batch(engine_t *en, int on);
-/* Writes the queued door logs; on failure they stay queued. */
+/* Opens the loop pass's transaction if none is open (batch mode), so other
+ * writers of the pass (device events) commit with engine_flush(). */
+int engine_pass_begin(engine_t *en, gh_err_t *err);
+/* Writes the queued door logs and commits the pass's transaction; on
+ * failure the logs stay queued. */
 int engine_flush(engine_t *en, gh_err_t *err);
 /* Door logs waiting for engine_flush(). */
 int engine_pending(engine_t *en);

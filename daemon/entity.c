@@ -64,6 +64,8 @@ int ent_exists(store_t *st, ent_t e, const char *id)
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
+int ent_exists_pub(store_t *st, ent_t e, const char *id) { return ent_exists(st, e, id); }
+
 int64_t ent_count(store_t *st, ent_t e)
 {
 	sqlite3_stmt *s = store_stmt(st, sql_count[e]);

@@ -63,6 +63,8 @@ int ent_delete(store_t *st, ent_t e, const char *id, const ent_ctx_t *ctx, gh_er
 /* A page of entities ordered by id, after CURSOR (NULL = first page).
  * *out: a JSON array. */
 int ent_list(store_t *st, ent_t e, const char *cursor, int limit, json_t **out, gh_err_t *err);
+/* 1 if entity E with ID exists, 0 if not, -1 on a database error. */
+int ent_exists_pub(store_t *st, ent_t e, const char *id);
 /* Number of stored entities of kind E. */
 int64_t ent_count(store_t *st, ent_t e);
 

@@ -14,7 +14,9 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "dynsec.h"
 #include "engine.h"
+#include "jutil.h"
 #include "entity.h"
 #include "import.h"
 #include "log.h"
@@ -27,6 +29,8 @@
 
 static gh_config_t g_cfg;
 static const ent_ctx_t g_ctx = { .local = 1, .actor = "cli" };
+
+static int device_account(const char *mac, const char *password, gh_err_t *err);
 
 static void usage(FILE *f)
 {
@@ -41,7 +45,8 @@ static void usage(FILE *f)
 		"  get ENTITY ID | list ENTITY [--limit N] [--cursor ID]\n"
 		"  put ENTITY [FILE.json|-]  (an object, or an array of objects)\n"
 		"  delete ENTITY ID | apartment reset ID\n"
-		"  device add MAC --type N --name NAME\n"
+		"  device add MAC --type N --name NAME   (prints its MQTT password once)\n"
+		"  device passwd MAC\n"
 		"  logs door [--limit N]\n"
 		"  backup FILE | restore FILE (daemon stopped)\n");
 }
@@ -443,6 +448,11 @@ static int cmd_delete(int argc, char **argv)
 	store_close(st);
 	if (rc)
 		return fail(&err);
+	char mac[13];
+	if (e == ENT_DEVICE && g_cfg.manage_accounts && mac_normalize(argv[1], mac) == 0 &&
+	    device_account(mac, NULL, &err))
+		fprintf(stderr, "gatehouse: warning: device deleted, but its broker account was not "
+				"removed: %s\n", err.message);
 	printf("%s %s deleted\n", ent_name((ent_t)e), argv[1]);
 	return 0;
 }
@@ -465,8 +475,57 @@ static int cmd_apartment(int argc, char **argv)
 	return 0;
 }
 
+/* The broker account of a device (with [mqtt] manage_accounts): PASSWORD
+ * NULL removes it. 0 when accounts are not managed here. */
+static int device_account(const char *mac, const char *password, gh_err_t *err)
+{
+	if (!g_cfg.manage_accounts)
+		return 0;
+	char gwpw[256] = "";
+	if (g_cfg.mqtt_password_file[0]) {
+		FILE *f = fopen(g_cfg.mqtt_password_file, "r");
+		if (!f || !fgets(gwpw, sizeof gwpw, f)) {
+			if (f)
+				fclose(f);
+			return gh_err(err, 500, "config", "", "cannot read [mqtt] password_file %s",
+				      g_cfg.mqtt_password_file);
+		}
+		fclose(f);
+		gwpw[strcspn(gwpw, "\r\n")] = '\0';
+	}
+	dynsec_conn_t c = { .host = g_cfg.mqtt_host, .port = g_cfg.mqtt_port,
+			    .username = g_cfg.mqtt_username, .password = gwpw[0] ? gwpw : NULL,
+			    .tls_ca = g_cfg.mqtt_tls_ca };
+	int rc = dynsec_account(&c, mac, password, err);
+	memset(gwpw, 0, sizeof gwpw);
+	return rc;
+}
+
 static int cmd_device(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[0], "passwd")) {
+		/* a new MQTT password for a registered device, shown once */
+		char mac[13], pw[40];
+		gh_err_t err = { 0 };
+		store_t *st = open_store();
+		if (!st)
+			return 1;
+		int known = mac_normalize(argv[1], mac) == 0 && ent_exists_pub(st, ENT_DEVICE, mac) == 1;
+		store_close(st);
+		if (!known) {
+			fprintf(stderr, "gatehouse: no device %s\n", argv[1]);
+			return 3;
+		}
+		if (!g_cfg.manage_accounts) {
+			fprintf(stderr, "gatehouse: [mqtt] manage_accounts is off: accounts are managed elsewhere\n");
+			return 1;
+		}
+		gh_random_hex(pw, 16);
+		if (device_account(mac, pw, &err))
+			return fail(&err);
+		printf("device %s: new MQTT password (shown once): %s\n", mac, pw);
+		return 0;
+	}
 	if (argc < 2 || strcmp(argv[0], "add")) {
 		usage(stderr);
 		return 2;
@@ -498,6 +557,13 @@ static int cmd_device(int argc, char **argv)
 	json_decref(have);
 	if (!rc)
 		rc = ent_put(st, ENT_DEVICE, NULL, dev, &g_ctx, &out, &err);
+	/* the broker account is made before the commit: a device is registered
+	 * with its account or not at all */
+	char pw[40] = "";
+	if (!rc && g_cfg.manage_accounts) {
+		gh_random_hex(pw, 16);
+		rc = device_account(json_string_value(json_object_get(out, "id")), pw, &err);
+	}
 	if (rc)
 		store_rollback(st);
 	else
@@ -509,9 +575,13 @@ static int cmd_device(int argc, char **argv)
 		json_decref(out);
 		return fail(&err);
 	}
+	if (pw[0])
+		json_object_set_new(out, "mqtt_password", json_string(pw));
 	print_json(out);
 	json_decref(out);
-	fprintf(stderr, "note: MQTT accounts are issued once the device link is enabled\n");
+	if (pw[0])
+		fprintf(stderr, "note: the MQTT password is shown this once; "
+				"'gatehouse device passwd MAC' issues a new one\n");
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "entity.h"
 #include "log.h"
+#include "mqttlink.h"
 #include "profile.h"
 #include "settings.h"
 #include "store.h"
@@ -25,6 +26,7 @@ typedef struct app {
 	store_t *st;
 	engine_t *en;
 	ctl_t *ctl;
+	mqttlink_t *mqtt;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	uv_prepare_t flush; /* before the loop sleeps: commit the pass's work */
@@ -49,7 +51,10 @@ static void stop(app_t *a, const char *why)
 	uv_close((uv_handle_t *)&a->watchdog, NULL);
 	uv_prepare_stop(&a->flush);
 	uv_close((uv_handle_t *)&a->flush, NULL);
-	engine_flush(a->en, NULL);
+	if (engine_flush(a->en, NULL) == 0)
+		mqttlink_after_commit(a->mqtt);
+	mqttlink_stop(a->mqtt);
+	a->mqtt = NULL;
 }
 
 static void reload(app_t *a)
@@ -89,9 +94,14 @@ static void on_before_sleep(uv_prepare_t *p)
 {
 	app_t *a = p->data;
 	gh_err_t err = { 0 };
-	/* also ends a pass's transaction that decided nothing worth logging */
-	if (engine_flush(a->en, &err))
-		log_err("main", "flushing door logs: %s", err.message);
+	/* also ends a pass's transaction that decided nothing worth logging;
+	 * events are acknowledged to their devices only once committed */
+	if (engine_flush(a->en, &err)) {
+		log_err("main", "committing the loop pass: %s", err.message);
+		mqttlink_commit_failed(a->mqtt);
+	} else {
+		mqttlink_after_commit(a->mqtt);
+	}
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -169,6 +179,22 @@ int main(int argc, char **argv)
 		profiles_free();
 		return 1;
 	}
+	char password[256] = "";
+	if (a.cfg.mqtt_password_file[0]) {
+		FILE *pf = fopen(a.cfg.mqtt_password_file, "r");
+		if (!pf || !fgets(password, sizeof password, pf))
+			log_err("main", "cannot read [mqtt] password_file %s", a.cfg.mqtt_password_file);
+		if (pf)
+			fclose(pf);
+		password[strcspn(password, "\r\n")] = '\0';
+	}
+	char client_id[96];
+	snprintf(client_id, sizeof client_id, "gatehoused-%s", a.cfg.site_id);
+	mqttlink_cfg_t mc = { .host = a.cfg.mqtt_host, .port = a.cfg.mqtt_port,
+			      .username = a.cfg.mqtt_username, .password = password[0] ? password : NULL,
+			      .tls_ca = a.cfg.mqtt_tls_ca, .client_id = client_id, .wan = env.wan };
+	a.mqtt = mqttlink_start(a.loop, &mc, a.st, a.en);
+	memset(password, 0, sizeof password);
 	uv_signal_t *sigs[] = { &a.sig_term, &a.sig_int, &a.sig_hup };
 	int signums[] = { SIGTERM, SIGINT, SIGHUP };
 	for (int i = 0; i < 3; i++) {

@@ -19,8 +19,10 @@ json_t *status_json(store_t *st, int64_t uptime, const char *wan)
 	char rev[32];
 	if (store_kv_get(st, "rev", rev, sizeof rev))
 		rev[0] = '0', rev[1] = '\0';
-	json_t *o = json_pack("{s:s,s:s,s:I,s:{s:i,s:I},s:[],s:I,s:i}", "version", GH_VERSION, "wan",
-			      wan, "rev", (json_int_t)strtoll(rev, NULL, 10), "devices", "online", 0,
+	json_t *o = json_pack("{s:s,s:s,s:I,s:{s:I,s:I},s:[],s:I,s:i}", "version", GH_VERSION, "wan",
+			      wan, "rev", (json_int_t)strtoll(rev, NULL, 10), "devices", "online",
+			      (json_int_t)count(st, "SELECT count(*) FROM presence p JOIN devices d ON "
+						    "d.id = p.device WHERE p.online = 1"),
 			      "total", (json_int_t)ent_count(st, ENT_DEVICE), "boards", "outbox",
 			      (json_int_t)count(st, "SELECT count(*) FROM outbox WHERE state = 'pending'"),
 			      "schema", store_schema_version(st));
