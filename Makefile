@@ -98,6 +98,7 @@ check-unit: $(BINS) $(TEST_BIN)
 	@set -e; export GH_BUILD=$(BUILD); for t in $(TEST_BIN); do \
 		echo "== $$t"; $$t --jobs 2 --short-filename; done
 	@GH_BUILD=$(BUILD) sh tests/cli/run.sh
+	@/usr/bin/python3 tests/mqtt/run.py $(BUILD)
 
 check-san:
 	$(MAKE) SAN=1 check-unit

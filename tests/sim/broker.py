@@ -76,7 +76,11 @@ class Broker:
                     % (self.port, self.dir, plugin_path(), ds, self.dir))
         if os.getuid() == 0:
             # mosquitto started as root drops to the mosquitto user: it must
-            # read its config and write the plugin file, data and log
+            # read its config and write the plugin file, data and log (and
+            # reach the folder: its parents need o+x, mkdtemp's 0700 won't do)
+            parent = os.path.dirname(self.dir)
+            if not os.stat(parent).st_mode & 0o001:
+                raise RuntimeError("%s must be o+x for the mosquitto user" % parent)
             for root, dirs, files in os.walk(self.dir):
                 for n in dirs + files:
                     shutil.chown(os.path.join(root, n), "mosquitto", "mosquitto")

@@ -5,8 +5,10 @@ contract (MQTT.md) as real ones would.
 - logs in as its MAC with its own password;
 - publishes its retained status and sets its last will {"online":false};
 - keeps every event until the gateway acknowledges it and resends the
-  unacknowledged ones after each reconnect (nothing lost, duplicates are
-  the gateway's to drop);
+  unacknowledged ones after each reconnect, whenever the gateway's status
+  comes back online (a gateway killed after taking a message but before
+  storing it), and after RESEND_S without an ack (nothing lost, duplicates
+  are the gateway's to drop);
 - answers commands on .../cmd with .../cmd/ack;
 - sends requests and waits for the matching response.
 
@@ -21,6 +23,7 @@ import uuid
 import paho.mqtt.client as mqtt
 
 ROOT = "gatehouse/v1"
+RESEND_S = 5.0
 
 
 class Device:
@@ -32,6 +35,7 @@ class Device:
         self.base = "%s/dev/%s" % (ROOT, mac)
         self.lock = threading.Condition()
         self.unacked = {}      # id -> event, in send order
+        self.sent_at = {}      # id -> time of the last send
         self.acked = []        # ids, in ack order
         self.responses = {}    # rid -> response
         self.commands = []     # commands received
@@ -50,12 +54,15 @@ class Device:
 
     # -- life cycle --
     def start(self, wait=5.0):
+        self._stop = False
         self.client.connect_async(self.host, self.port, keepalive=10)
         self.client.loop_start()
+        threading.Thread(target=self._resender, daemon=True).start()
         self.wait_for(lambda: self.connected or self.connect_rc not in (None, 0), wait)
         return self
 
     def stop(self, graceful=True):
+        self._stop = True
         if graceful:
             self.client.publish(self.base + "/status", json.dumps({"online": False}), qos=1, retain=True)
             self.client.disconnect()
@@ -63,6 +70,7 @@ class Device:
 
     def crash(self):
         """Drops the TCP connection without DISCONNECT: the broker sends the will."""
+        self._stop = True
         self.client.loop_stop()
         try:
             self.client.socket().close()
@@ -92,10 +100,7 @@ class Device:
                           (self.base + "/cmd", 1), (ROOT + "/gw/status", 1)])
         client.publish(self.base + "/status", json.dumps(
             {"online": True, "model": self.model, "fw": self.fw, "ip": self.ip}), qos=1, retain=True)
-        with self.lock:
-            pending = list(self.unacked.values())
-        for ev in pending:  # resend what was never acknowledged
-            client.publish(self.base + "/event", json.dumps(ev), qos=1)
+        self.resend()
 
     def _on_disconnect(self, client, userdata, rc):
         with self.lock:
@@ -122,7 +127,10 @@ class Device:
             elif msg.topic.endswith("/cmd"):
                 self.commands.append(body)
             elif msg.topic.endswith("/gw/status"):
+                came_back = body.get("online") is True and (self.gw_status or {}).get("online") is False
                 self.gw_status = body
+                if came_back:
+                    threading.Thread(target=self.resend, daemon=True).start()
             self.lock.notify_all()
         if msg.topic.endswith("/cmd"):
             ack = {"cid": body.get("cid"), "ok": self.cmd_ok}
@@ -130,12 +138,30 @@ class Device:
                 ack["error"] = "refused by the simulator"
             client.publish(self.base + "/cmd/ack", json.dumps(ack), qos=1)
 
+    def resend(self, older_than=0.0):
+        """Publishes again every event not acknowledged (sent more than
+        OLDER_THAN seconds ago)."""
+        now = time.time()
+        with self.lock:
+            pending = [ev for i, ev in self.unacked.items() if now - self.sent_at.get(i, 0) >= older_than]
+            for ev in pending:
+                self.sent_at[ev["id"]] = now
+        for ev in pending:
+            self.client.publish(self.base + "/event", json.dumps(ev), qos=1)
+
+    def _resender(self):
+        while not self._stop:
+            time.sleep(1.0)
+            if self.connected:
+                self.resend(RESEND_S)
+
     # -- traffic --
     def event(self, etype, **fields):
         ev = {"id": fields.pop("id", uuid.uuid4().hex[:16]), "type": etype, "ts": int(time.time())}
         ev.update(fields)
         with self.lock:
             self.unacked[ev["id"]] = ev
+            self.sent_at[ev["id"]] = time.time()
         self.client.publish(self.base + "/event", json.dumps(ev), qos=1)
         return ev["id"]
 
