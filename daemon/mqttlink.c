@@ -617,6 +617,10 @@ static void handle_req(mqttlink_t *l, const char *mac, json_t *req)
 		respond(l, mac, reqs_access_check(l->en, mac, req));
 		return;
 	}
+	if (!strcmp(op, "call.route")) {
+		respond(l, mac, reqs_call_route(l->st, mac, req, l->wan));
+		return;
+	}
 	log_warn("mqtt", "%s/req %s: unknown op %.32s", mac, rid, op);
 	respond(l, mac, reqs_error(rid, "unknown_op", "unknown op"));
 }

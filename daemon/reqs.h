@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "engine.h"
+#include "store.h"
 
 /* {"rid","ok":false,"error":{"code","message"}} (rid omitted when NULL). */
 json_t *reqs_error(const char *rid, const char *code, const char *message);
@@ -15,6 +16,11 @@ json_t *reqs_error(const char *rid, const char *code, const char *message);
  * passes the request's "device"). Request: method, code, apt, relay.
  * Response: granted, relays, reason, person, floors (+ door_log id). */
 json_t *reqs_access_check(engine_t *en, const char *device, const json_t *req);
+
+/* call.route for CALLER (MQTT.md): request {to}; response mode, ordered
+ * targets (offline ones left out; apps only while WAN is "up"; each with
+ * its "stage"), transfer_via when the caller has no internet, apartment. */
+json_t *reqs_call_route(store_t *st, const char *caller, const json_t *req, const char *wan);
 
 /* The JSON form of a decision (without rid/ok). */
 json_t *reqs_result_json(const access_result_t *r);

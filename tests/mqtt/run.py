@@ -229,6 +229,34 @@ try:
     ok("the emergency shows in the status", json.loads(gh("status").stdout).get("emergency") is True)
     ok("commands are acknowledged", wait(lambda: db("SELECT count(*) FROM commands WHERE state='acked'")[0][0] >= 2))
 
+    print("== mqtt: call.route")
+    gh("put", "person", "-", stdin='{"id":"p1","kind":"resident","apartment":"a101","first_name":"Anna",'
+                                   '"last_name":"Berger","floors":["3","G0"],"landlines":["+43 1 555 0101"],'
+                                   '"app_account":"anna@app"}')
+    r = d1.request("call.route", to="101")
+    ok("call type 0: the online monitor, apps left out while standalone",
+       r and r.get("ok") and r.get("mode") == "group" and
+       [t["kind"] for t in r["targets"]] == ["indoor_monitor"] and r["targets"][0]["mac"] == IM1
+       and r["targets"][0]["ip"] == "192.0.2.20" and "transfer_via" not in r, r)
+    gh("put", "apartment", "-", stdin='{"id":"a101","building":"b1","apt":"101","floor":"3","call_type":5}')
+    r = d1.request("call.route", to="101")
+    ok("call type 5: monitors, then the landline (in order)",
+       r and r.get("mode") == "sequence" and [t["kind"] for t in r["targets"]] == ["indoor_monitor", "landline"]
+       and r["targets"][1]["number"] == "+43 1 555 0101", r)
+    gh("put", "device", "-", stdin=json.dumps({"id": DP2, "type": 0, "name": "Garden gate", "internet": False,
+                                                "ip": "192.0.2.30", "relays": [{"n": 1}]}))
+    r = d2.request("call.route", to="101")
+    ok("a door phone without internet transfers through the works-offline monitor",
+       r and r.get("transfer_via", {}).get("mac") == IM1, r)
+    r = d1.request("call.route", to="999")
+    ok("an unknown APT is an error", r and r.get("ok") is False and r["error"]["code"] == "unknown_apartment", r)
+    r = d1.request("call.route", to="guard")
+    ok("no guard phone online: no targets", r and r.get("ok") is True and r.get("targets") == [], r)
+    im.crash()
+    wait(lambda: db("SELECT online FROM presence WHERE device=?", IM1) == [(0,)], 20)
+    r = d1.request("call.route", to="101")
+    ok("an offline monitor is skipped", r and [t["kind"] for t in r["targets"]] == ["landline"], r)
+
     print("== mqtt: crash and restart")
     d1.stop()
     wait(lambda: db("SELECT online FROM presence WHERE device=?", DP1) == [(0,)])
@@ -264,7 +292,10 @@ try:
     again.crash()
     rc = daemon.stop()
     ok("SIGTERM stops the daemon cleanly", rc == 0)
-    ok("and its retained status says offline", im.wait_for(lambda: im.gw_status and im.gw_status.get("online") is False))
+    late = Device(IM1, pw[IM1], broker.port).start()
+    devices.append(late)
+    ok("and its retained status says offline",
+       late.wait_for(lambda: late.gw_status is not None) and late.gw_status.get("online") is False, late.gw_status)
 finally:
     for d in devices:
         try:
