@@ -617,6 +617,15 @@ static void handle_req(mqttlink_t *l, const char *mac, json_t *req)
 		respond(l, mac, reqs_access_check(l->en, mac, req));
 		return;
 	}
+	if (!strcmp(op, "sync.pull")) {
+		gh_err_t err = { 0 };
+		if (engine_pass_begin(l->en, &err)) {
+			respond(l, mac, reqs_error(rid, "internal", err.message));
+			return;
+		}
+		respond(l, mac, reqs_sync_pull(l->st, mac, req));
+		return;
+	}
 	if (!strcmp(op, "call.route")) {
 		respond(l, mac, reqs_call_route(l->st, mac, req, l->wan));
 		return;

@@ -22,6 +22,11 @@ json_t *reqs_access_check(engine_t *en, const char *device, const json_t *req);
  * its "stage"), transfer_via when the caller has no internet, apartment. */
 json_t *reqs_call_route(store_t *st, const char *caller, const json_t *req, const char *wan);
 
+/* sync.pull for MAC (MQTT.md): request {rev}; response rev, full, upserts
+ * (items: credential, temp_key, contact), deletes (ids), more. Writes what
+ * was sent (call inside the pass's transaction). */
+json_t *reqs_sync_pull(store_t *st, const char *mac, const json_t *req);
+
 /* The JSON form of a decision (without rid/ok). */
 json_t *reqs_result_json(const access_result_t *r);
 

@@ -257,6 +257,46 @@ try:
     r = d1.request("call.route", to="101")
     ok("an offline monitor is skipped", r and [t["kind"] for t in r["targets"]] == ["landline"], r)
 
+    print("== mqtt: sync.pull")
+    r = d1.request("sync.pull", rev=0)
+    kinds = sorted((u["kind"], u["id"]) for u in (r or {}).get("upserts", []))
+    ok("a first pull is full: the PINs of people allowed on its relays and its directory",
+       r and r.get("ok") and r.get("full") is True and r.get("more") is False
+       and ("credential", "c1") in kinds and ("contact", "a101") in kinds, r)
+    ok("credentials carry what a device needs",
+       any(u.get("code") == "1234" and u.get("name") == "Anna Berger" and u.get("apt") == "101"
+           for u in r["upserts"]), r)
+    rev = r["rev"]
+    r = d1.request("sync.pull", rev=rev)
+    ok("nothing changed: an empty delta", r and r["full"] is False and r["upserts"] == [] and r["deletes"] == [], r)
+    gh("put", "credential", "-", stdin='{"id":"c2","person":"p1","type":"rf","code":"AB12CD"}')
+    r = d1.request("sync.pull", rev=r["rev"])
+    ok("a new card arrives as one upsert", r and [u["id"] for u in r["upserts"]] == ["c2"], r)
+    gh("put", "credential", "-", stdin='[{"id":"c3","person":"p1","type":"uhf","code":"E200AA"},'
+                                       '{"id":"c4","person":"p1","type":"plate","code":"W-1 AB"}]')
+    r = d1.request("sync.pull", rev=r["rev"])
+    ok("UHF instead of plate", r and [u["id"] for u in r["upserts"]] == ["c3"], r)
+    gh("put", "device", "-", stdin=json.dumps({"id": DP1, "type": 0, "name": "Entrance", "area": "building",
+                                                "building": "b1", "relays": [{"n": 1, "name": "Door", "methods": ["pin"]}]}))
+    r = d1.request("sync.pull", rev=r["rev"])
+    ok("a PIN-only relay: the RF and UHF cards are taken back", r and sorted(r["deletes"]) == ["c2", "c3"], r)
+    gh("delete", "credential", "c1")
+    r = d1.request("sync.pull", rev=r["rev"])
+    ok("a deleted PIN is deleted on the device", r and r["deletes"] == ["c1"], r)
+    r2 = d1.request("sync.pull", rev=9999)
+    ok("an unknown rev starts over (full)", r2 and r2["full"] is True and not r2["deletes"], r2)
+    gh("put", "device", "-", stdin=json.dumps({"id": DP1, "type": 0, "name": "Entrance", "area": "building",
+                                                "building": "b1", "relays": [{"n": 1, "name": "Door"}]}))
+    gh("put", "credential", "-", stdin=json.dumps([{"id": "rf%03d" % i, "person": "p1", "type": "rf",
+                                                     "code": "F%05d" % i} for i in range(600)]))
+    r = d1.request("sync.pull", rev=r2["rev"])
+    r3 = d1.request("sync.pull", rev=r["rev"]) if r else None
+    ok("large deltas come in pages", r and r["more"] is True and len(r["upserts"]) == 500 and r3 and
+       r3["more"] is False and len(r3["upserts"]) >= 100, (r and len(r["upserts"]), r3 and len(r3["upserts"])))
+    gh("put", "credential", "-", stdin='{"id":"c1","person":"p1","type":"pin","code":"1234"}')
+    r = d1.request("sync.pull", rev=5, timeout=5)
+    ok("sync.pull rejects a bad rev type", (d1.request("sync.pull", rev="x") or {}).get("ok") is False)
+
     print("== mqtt: crash and restart")
     d1.stop()
     wait(lambda: db("SELECT online FROM presence WHERE device=?", DP1) == [(0,)])
