@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "entity.h"
 #include "log.h"
+#include "mqttlink.h"
 #include "reqs.h"
 #include "status.h"
 #include "timeutil.h"
@@ -26,6 +28,96 @@ typedef struct client {
 	char buf[LINE_MAX_BYTES];
 	size_t len;
 } client_t;
+
+#define MAX_BATCH 500
+
+/* Commands to devices (MQTT.md): at most 500 devices per batch; AutoP
+ * command lists lose their duplicates (the first of each stays). */
+static json_t *ctl_command(const ctl_env_t *env, const char *rid, const json_t *req)
+{
+	static const char *ops[] = { "reboot", "reset", "autop", "message", "relay.open", "relay.close",
+				     "emergency", NULL };
+	const char *op = json_string_value(json_object_get(req, "command"));
+	int known = 0;
+	for (int i = 0; op && ops[i]; i++)
+		known |= !strcmp(op, ops[i]);
+	if (!known)
+		return reqs_error(rid, "bad_request", "command must be reboot, reset, autop, message, "
+						      "relay.open, relay.close or emergency");
+	if (!env->mqtt)
+		return reqs_error(rid, "unavailable", "the device link is not running");
+	json_t *args = json_object_get(req, "args");
+	if (args && !json_is_object(args))
+		return reqs_error(rid, "bad_request", "args must be an object");
+	args = args ? json_deep_copy(args) : json_object();
+	if (!strcmp(op, "autop")) {
+		json_t *cmds = json_object_get(args, "commands"), *seen = json_object(), *uniq = json_array();
+		size_t i;
+		json_t *c;
+		int bad = !json_is_array(cmds) || !json_array_size(cmds);
+		json_array_foreach(cmds, i, c) {
+			if (!json_is_string(c) || json_string_length(c) > 1024) {
+				bad = 1;
+				break;
+			}
+			if (!json_object_get(seen, json_string_value(c))) {
+				json_object_set_new(seen, json_string_value(c), json_true());
+				json_array_append(uniq, c);
+			}
+		}
+		json_decref(seen);
+		if (bad) {
+			json_decref(uniq);
+			json_decref(args);
+			return reqs_error(rid, "bad_request", "autop needs commands: a list of strings (<= 1024 bytes each)");
+		}
+		json_object_set_new(args, "commands", uniq);
+		if (!json_is_boolean(json_object_get(args, "once")))
+			json_object_set_new(args, "once", json_false());
+	}
+	/* the devices: a list of MACs, or "all" */
+	json_t *devs = json_object_get(req, "devices"), *list = json_array();
+	if (json_is_string(devs) && !strcmp(json_string_value(devs), "all")) {
+		json_t *page = NULL;
+		ent_list(env->st, ENT_DEVICE, NULL, MAX_BATCH + 1, &page, NULL);
+		size_t i;
+		json_t *d;
+		json_array_foreach(page, i, d) json_array_append(list, json_object_get(d, "id"));
+		json_decref(page);
+	} else if (json_is_array(devs)) {
+		size_t i;
+		json_t *d;
+		json_array_foreach(devs, i, d) {
+			char mac[13];
+			if (!json_is_string(d) || mac_normalize(json_string_value(d), mac) ||
+			    ent_exists_pub(env->st, ENT_DEVICE, mac) != 1) {
+				json_decref(list);
+				json_decref(args);
+				return reqs_error(rid, "bad_request", "devices must list registered device MACs");
+			}
+			json_array_append_new(list, json_string(mac));
+		}
+	}
+	if (!json_array_size(list) || json_array_size(list) > MAX_BATCH) {
+		json_decref(list);
+		json_decref(args);
+		return reqs_error(rid, "bad_request", "a command goes to 1 to 500 devices");
+	}
+	json_t *cids = json_object();
+	size_t i;
+	json_t *d;
+	json_array_foreach(list, i, d) {
+		char cid[40];
+		mqttlink_command(env->mqtt, json_string_value(d), op, json_deep_copy(args), cid);
+		json_object_set_new(cids, json_string_value(d), json_string(cid));
+	}
+	json_decref(list);
+	json_decref(args);
+	json_t *r = json_pack("{s:b,s:o}", "ok", 1, "commands", cids);
+	if (rid)
+		json_object_set_new(r, "rid", json_string(rid));
+	return r;
+}
 
 json_t *ctl_handle(const ctl_env_t *env, const json_t *req)
 {
@@ -64,6 +156,8 @@ json_t *ctl_handle(const ctl_env_t *env, const json_t *req)
 			json_object_set_new(r, "rid", json_string(rid));
 		return r;
 	}
+	if (!strcmp(op, "command"))
+		return ctl_command(env, rid, req);
 	return reqs_error(rid, "unknown_op", "unknown op");
 }
 
@@ -196,6 +290,12 @@ ctl_t *ctl_start(uv_loop_t *loop, const char *path, const ctl_env_t *env)
 	}
 	log_info("ctl", "control socket %s", path);
 	return c;
+}
+
+void ctl_set_mqtt(ctl_t *c, struct mqttlink *m)
+{
+	if (c)
+		c->env.mqtt = m;
 }
 
 static void on_server_close(uv_handle_t *h) { free(h->data); }

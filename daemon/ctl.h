@@ -1,6 +1,7 @@
 /* The local control socket (a Unix stream socket, mode 0660): one JSON
  * request per line, one JSON response per line. Ops: "status",
- * "access.check" (with "device"), "emergency" ({"state":"on"|"off"}).
+ * "access.check" (with "device"), "emergency" ({"state":"on"|"off"}),
+ * "command" ({"devices":[MAC...]|"all","command":OP,"args":{...}}).
  * Served from the daemon's event loop. */
 #ifndef GH_CTL_H
 #define GH_CTL_H
@@ -17,10 +18,13 @@ typedef struct ctl_env {
 	engine_t *en;
 	uint64_t started_ms; /* monotonic */
 	const char *wan;
+	struct mqttlink *mqtt; /* NULL: no device link (the CLI's in-process mode) */
 } ctl_env_t;
 
 /* Listens on PATH (an old socket file is replaced). NULL on failure (logged). */
 ctl_t *ctl_start(uv_loop_t *loop, const char *path, const ctl_env_t *env);
+/* The device link that "command" requests go to (may be NULL). */
+void ctl_set_mqtt(ctl_t *c, struct mqttlink *m);
 /* Stops listening and closes clients; the handles finish closing in the loop. */
 void ctl_stop(ctl_t *c);
 

@@ -47,6 +47,7 @@ static void usage(FILE *f)
 		"  delete ENTITY ID | apartment reset ID\n"
 		"  device add MAC --type N --name NAME   (prints its MQTT password once)\n"
 		"  device passwd MAC\n"
+		"  device command MAC[,MAC...]|all reboot|reset|autop|message|relay.open [ARGS-JSON]\n"
 		"  logs door [--limit N]\n"
 		"  backup FILE | restore FILE (daemon stopped)\n");
 }
@@ -503,6 +504,45 @@ static int device_account(const char *mac, const char *password, gh_err_t *err)
 
 static int cmd_device(int argc, char **argv)
 {
+	if (argc >= 3 && !strcmp(argv[0], "command")) {
+		/* device command MAC[,MAC...]|all OP [ARGS-JSON]: through the daemon */
+		json_t *req = json_pack("{s:s,s:s}", "op", "command", "command", argv[2]);
+		if (!strcmp(argv[1], "all")) {
+			json_object_set_new(req, "devices", json_string("all"));
+		} else {
+			json_t *list = json_array();
+			char buf[8192];
+			snprintf(buf, sizeof buf, "%s", argv[1]);
+			for (char *p = buf, *comma; p && *p; p = comma ? comma + 1 : NULL) {
+				comma = strchr(p, ',');
+				if (comma)
+					*comma = '\0';
+				json_array_append_new(list, json_string(p));
+			}
+			json_object_set_new(req, "devices", list);
+		}
+		if (argc >= 4) {
+			json_error_t je;
+			json_t *args = json_loads(argv[3], 0, &je);
+			if (!json_is_object(args)) {
+				fprintf(stderr, "gatehouse: command arguments must be a JSON object: %s\n", je.text);
+				json_decref(args);
+				json_decref(req);
+				return 2;
+			}
+			json_object_set_new(req, "args", args);
+		}
+		json_t *resp = daemon_request(req);
+		json_decref(req);
+		if (!resp) {
+			fprintf(stderr, "gatehouse: commands go through the running daemon, which is not running\n");
+			return 1;
+		}
+		print_json(resp);
+		int rc = json_is_true(json_object_get(resp, "ok")) ? 0 : 1;
+		json_decref(resp);
+		return rc;
+	}
 	if (argc >= 2 && !strcmp(argv[0], "passwd")) {
 		/* a new MQTT password for a registered device, shown once */
 		char mac[13], pw[40];

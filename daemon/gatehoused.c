@@ -53,6 +53,7 @@ static void stop(app_t *a, const char *why)
 	uv_close((uv_handle_t *)&a->flush, NULL);
 	if (engine_flush(a->en, NULL) == 0)
 		mqttlink_after_commit(a->mqtt);
+	ctl_set_mqtt(a->ctl, NULL);
 	mqttlink_stop(a->mqtt);
 	a->mqtt = NULL;
 }
@@ -194,6 +195,7 @@ int main(int argc, char **argv)
 			      .username = a.cfg.mqtt_username, .password = password[0] ? password : NULL,
 			      .tls_ca = a.cfg.mqtt_tls_ca, .client_id = client_id, .wan = env.wan };
 	a.mqtt = mqttlink_start(a.loop, &mc, a.st, a.en);
+	ctl_set_mqtt(a.ctl, a.mqtt);
 	memset(password, 0, sizeof password);
 	uv_signal_t *sigs[] = { &a.sig_term, &a.sig_int, &a.sig_hup };
 	int signums[] = { SIGTERM, SIGINT, SIGHUP };

@@ -47,6 +47,7 @@ struct mqttlink {
 	ack_t *acks;
 	int nacks, capacks;
 	uint64_t last_sweep_ms;
+	int64_t notified_lrev; /* site revision devices were last told about */
 };
 
 int mqttlink_connected(const mqttlink_t *l) { return l && l->connected; }
@@ -135,6 +136,7 @@ static void try_connect(mqttlink_t *l)
 }
 
 static void sweep_commands(mqttlink_t *l);
+static void notify_changes(mqttlink_t *l);
 
 static void on_tick(uv_timer_t *t)
 {
@@ -151,6 +153,7 @@ static void on_tick(uv_timer_t *t)
 	if (gh_mono_ms() - l->last_sweep_ms >= 1000) {
 		l->last_sweep_ms = gh_mono_ms();
 		sweep_commands(l);
+		notify_changes(l);
 	}
 }
 
@@ -228,7 +231,7 @@ int mqttlink_command(mqttlink_t *l, const char *mac, const char *op, json_t *arg
 	gh_random_hex(id, 16);
 	if (cid)
 		memcpy(cid, id, 33);
-	json_t *msg = args ? json_deep_copy(args) : json_object();
+	json_t *msg = args ? args : json_object(); /* taken over */
 	json_object_set_new(msg, "cid", json_string(id));
 	json_object_set_new(msg, "op", json_string(op));
 	sqlite3_stmt *s = store_stmt(l->st, "INSERT INTO commands(cid, device, op, args, state, created_at, "
@@ -265,6 +268,39 @@ static void sweep_commands(mqttlink_t *l)
 	int n = sqlite3_changes(store_db(l->st));
 	if (n > 0)
 		log_warn("mqtt", "%d commands expired without an ack", n);
+}
+
+/* When the site's state moved on (an edit here, by the CLI or from the
+ * cloud), the online door phones, terminals and guard phones are told to
+ * sync.pull; each gets only its own delta. Once a second at most. */
+static void notify_changes(mqttlink_t *l)
+{
+	if (!l->connected)
+		return;
+	char buf[32];
+	int64_t lrev = store_kv_get(l->st, "lrev", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : 0;
+	if (l->notified_lrev == 0 || lrev <= l->notified_lrev) {
+		if (l->notified_lrev == 0)
+			l->notified_lrev = lrev; /* devices pull on connect; nothing to tell yet */
+		return;
+	}
+	l->notified_lrev = lrev;
+	sqlite3_stmt *s = store_stmt(l->st, "SELECT d.id FROM devices d JOIN presence p ON p.device = d.id "
+					    "AND p.online = 1 WHERE d.type IN (0, 1, 3, 50)");
+	if (!s)
+		return;
+	json_t *macs = json_array();
+	while (sqlite3_step(s) == SQLITE_ROW)
+		json_array_append_new(macs, json_string((const char *)sqlite3_column_text(s, 0)));
+	sqlite3_reset(s);
+	if (json_array_size(macs) && engine_pass_begin(l->en, NULL) == 0) {
+		size_t i;
+		json_t *m;
+		json_array_foreach(macs, i, m)
+			mqttlink_command(l, json_string_value(m), "sync.notify",
+					 json_pack("{s:I}", "rev", (json_int_t)lrev), NULL);
+	}
+	json_decref(macs);
 }
 
 /* a device back online gets the commands still pending for it */

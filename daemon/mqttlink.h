@@ -34,7 +34,8 @@ void mqttlink_stop(mqttlink_t *l);
 int mqttlink_connected(const mqttlink_t *l);
 
 /* Publishes a command to a device (MQTT.md "Commands") and records it as
- * pending in the commands table; *cid (>= 33 bytes) gets its id. */
+ * pending in the commands table; takes over ARGS (an object, or NULL);
+ * *cid (>= 33 bytes, or NULL) gets its id. */
 int mqttlink_command(mqttlink_t *l, const char *mac, const char *op, json_t *args, char *cid);
 
 /* Handles one message as if it arrived on TOPIC (tests drive the parser

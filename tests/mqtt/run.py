@@ -229,6 +229,18 @@ try:
     ok("the emergency shows in the status", json.loads(gh("status").stdout).get("emergency") is True)
     ok("commands are acknowledged", wait(lambda: db("SELECT count(*) FROM commands WHERE state='acked'")[0][0] >= 2))
 
+    r = gh("device", "command", DP1, "autop", '{"commands":["a=1","b=2","a=1"],"once":true}')
+    ok("an AutoP command reaches the device without duplicates", r.returncode == 0 and d1.wait_for(
+        lambda: any(c.get("op") == "autop" and c.get("commands") == ["a=1", "b=2"] and c.get("once") is True
+                    for c in d1.commands)), r.stdout + r.stderr)
+    r = gh("device", "command", "all", "reboot")
+    ok("a batch command to every device", r.returncode == 0 and d1.wait_for(
+        lambda: any(c.get("op") == "reboot" for c in d1.commands)) and len(json.loads(r.stdout)["commands"]) == 3, r.stdout)
+    r = gh("device", "command", GHOST, "reboot")
+    ok("commands to unknown devices are refused", r.returncode != 0 and "registered" in r.stdout, r.stdout)
+    r = gh("device", "command", DP1, "selfdestruct")
+    ok("unknown commands are refused", r.returncode != 0, r.stdout)
+
     print("== mqtt: call.route")
     gh("put", "person", "-", stdin='{"id":"p1","kind":"resident","apartment":"a101","first_name":"Anna",'
                                    '"last_name":"Berger","floors":["3","G0"],"landlines":["+43 1 555 0101"],'
@@ -256,8 +268,13 @@ try:
     wait(lambda: db("SELECT online FROM presence WHERE device=?", IM1) == [(0,)], 20)
     r = d1.request("call.route", to="101")
     ok("an offline monitor is skipped", r and [t["kind"] for t in r["targets"]] == ["landline"], r)
+    gh("device", "command", IM1, "message", '{"title":"Water","body":"Off 9-11"}')
+    ok("a command to an offline device stays pending",
+       wait(lambda: db("SELECT state FROM commands WHERE device=? AND op='message'", IM1) == [("pending",)]))
 
     print("== mqtt: sync.pull")
+    ok("devices are told to sync.pull when the site changed",
+       d1.wait_for(lambda: any(c.get("op") == "sync.notify" and isinstance(c.get("rev"), int) for c in d1.commands), 5))
     r = d1.request("sync.pull", rev=0)
     kinds = sorted((u["kind"], u["id"]) for u in (r or {}).get("upserts", []))
     ok("a first pull is full: the PINs of people allowed on its relays and its directory",
@@ -323,6 +340,10 @@ try:
     ok("the broker restart is survived: the gateway reconnects and answers",
        wait(lambda: (d2.request("access.check", timeout=1, method="pin", code="1234") or {}).get("ok") is True, 20))
     ok("the reconnect is logged", log_has("connected to 127.0.0.1:%d" % broker.port))
+
+    ok("and expires without an ack",
+       wait(lambda: db("SELECT state FROM commands WHERE device=? AND op='message'", IM1) == [("expired",)], 15),
+       db("SELECT state FROM commands WHERE device=? AND op='message'", IM1))
 
     print("== mqtt: removing a device removes its account")
     d2.stop()
