@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include <uv.h>
 
+#include "checkpoint.h"
 #include "config.h"
 #include "ctl.h"
 #include "engine.h"
@@ -27,6 +28,7 @@ typedef struct app {
 	engine_t *en;
 	ctl_t *ctl;
 	mqttlink_t *mqtt;
+	ckpt_t *ckpt;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	uv_prepare_t flush; /* before the loop sleeps: commit the pass's work */
@@ -162,6 +164,11 @@ int main(int argc, char **argv)
 	}
 	a.en = engine_new(a.st);
 	engine_batch(a.en, 1);
+	/* checkpoints (and their fsync) happen in their own thread */
+	if (store_exec(a.st, "PRAGMA wal_autocheckpoint = 0", &err) == 0)
+		a.ckpt = ckpt_start(a.cfg.db, 1000);
+	if (!a.ckpt)
+		store_exec(a.st, "PRAGMA wal_autocheckpoint = 1000", NULL);
 	settings_t set;
 	if (settings_load(a.st, &set) == 0) {
 		if (gh_tz_set(set.timezone))
@@ -221,6 +228,7 @@ int main(int argc, char **argv)
 	uv_run(a.loop, UV_RUN_DEFAULT);
 
 	uv_loop_close(a.loop);
+	ckpt_stop(a.ckpt);
 	engine_free(a.en);
 	store_close(a.st);
 	profiles_free();

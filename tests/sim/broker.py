@@ -66,6 +66,11 @@ class Broker:
                     "listener %d 127.0.0.1\n"
                     "set_tcp_nodelay true\n"
                     "max_packet_size 1048576\n"
+                    # the gateway takes every device's traffic: a deep queue and
+                    # a wide in-flight window, or QoS 1 events are dropped by
+                    # the broker (default 1000 queued) or trickle (20 in flight)
+                    "max_queued_messages 200000\n"
+                    "max_inflight_messages 1000\n"
                     "persistence true\n"
                     "persistence_location %s/data/\n"
                     "autosave_interval 1\n"

@@ -1,0 +1,88 @@
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+
+struct ckpt {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+	unsigned interval_ms;
+	sqlite3 *db;
+};
+
+static void *run(void *arg)
+{
+	ckpt_t *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += c->interval_ms / 1000;
+		until.tv_nsec += (long)(c->interval_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!c->stop && pthread_cond_timedwait(&c->cv, &c->mu, &until) != ETIMEDOUT)
+			;
+		int stop = c->stop;
+		pthread_mutex_unlock(&c->mu);
+		int frames = 0, done = 0;
+		int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_warn("store", "checkpoint: %s", sqlite3_errmsg(c->db));
+		else if (frames > 0)
+			log_debug("store", "checkpoint: %d of %d WAL frames", done, frames);
+		pthread_mutex_lock(&c->mu);
+		if (stop)
+			break;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+ckpt_t *ckpt_start(const char *path, unsigned interval_ms)
+{
+	ckpt_t *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->interval_ms = interval_ms ? interval_ms : 1000;
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		log_err("store", "checkpointer: cannot open %s", path);
+		sqlite3_close(c->db);
+		free(c);
+		return NULL;
+	}
+	sqlite3_busy_timeout(c->db, 200);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->thread, NULL, run, c)) {
+		log_err("store", "checkpointer: cannot start its thread");
+		sqlite3_close(c->db);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void ckpt_stop(ckpt_t *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	sqlite3_close(c->db);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
