@@ -118,6 +118,8 @@ static void build_site(const char *path)
 		}
 		if (p % 5000 == 4999) {
 			store_commit(st);
+			if (getenv("BENCH_TRACE"))
+				fprintf(stderr, "  %ld persons at %.1f s\n", p + 1, (double)(now_ns() - t0) / 1e9);
 			store_begin(st);
 		}
 	}

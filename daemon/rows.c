@@ -183,7 +183,7 @@ static int w_apartment(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 	if (row_finish(v, &r, ctx, lrev))
 		return -1;
 	/* the residents' copies of the building and valid time */
-	sqlite3_stmt *s = store_stmt(v->st, "UPDATE persons SET home_building = a.building, apt_from = "
+	sqlite3_stmt *s = store_stmt(v->st, "UPDATE persons INDEXED BY persons_apartment SET home_building = a.building, apt_from = "
 					    "a.valid_from, apt_until = a.valid_until FROM apartments a "
 					    "WHERE a.id = ?1 AND persons.apartment = ?1");
 	if (!s)
@@ -224,7 +224,7 @@ static int w_person(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 	if (row_finish(v, &r, ctx, lrev))
 		return -1;
 	/* a resident who moves takes their PINs' APT+PIN scope along */
-	sqlite3_stmt *s = store_stmt(v->st, "UPDATE credentials SET scope = COALESCE(?2, '') "
+	sqlite3_stmt *s = store_stmt(v->st, "UPDATE credentials INDEXED BY credentials_person SET scope = COALESCE(?2, '') "
 					    "WHERE person = ?1 AND type = 'pin' AND scope <> '' "
 					    "AND scope IS NOT COALESCE(?2, '')");
 	if (!s)

@@ -249,6 +249,21 @@ static int migrate(store_t *st, int max_version, gh_err_t *err)
 	return 0;
 }
 
+/* GH_SQL_SLOW_US=N logs every statement slower than N microseconds (a
+ * diagnostic for query plans; off by default). */
+static int on_profile(unsigned type, void *ctx, void *p, void *x)
+{
+	(void)type;
+	long limit = (long)(intptr_t)ctx;
+	sqlite3_int64 ns = *(sqlite3_int64 *)x;
+	if (ns / 1000 >= limit) {
+		char *sql = sqlite3_expanded_sql((sqlite3_stmt *)p);
+		log_err("store", "slow statement %lld us: %.300s", (long long)(ns / 1000), sql ? sql : "?");
+		sqlite3_free(sql);
+	}
+	return 0;
+}
+
 store_t *store_open_version(const char *path, int max_version, gh_err_t *err)
 {
 	store_t *st = calloc(1, sizeof *st);
@@ -265,6 +280,10 @@ store_t *store_open_version(const char *path, int max_version, gh_err_t *err)
 	static unsigned serials;
 	st->serial = ++serials;
 	sqlite3_busy_timeout(st->db, 5000);
+	const char *slow = getenv("GH_SQL_SLOW_US");
+	long slow_us = slow ? strtol(slow, NULL, 10) : 0;
+	if (slow_us > 0)
+		sqlite3_trace_v2(st->db, SQLITE_TRACE_PROFILE, on_profile, (void *)(intptr_t)slow_us);
 	sqlite3_extended_result_codes(st->db, 1);
 	/* WAL: readers (CLI, backup) never block the daemon; NORMAL sync is
 	 * durable across process crashes, and across power loss up to the last
