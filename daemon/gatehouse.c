@@ -640,7 +640,7 @@ static int cmd_logs(int argc, char **argv)
 		return 1;
 	sqlite3_stmt *s = NULL;
 	sqlite3_prepare_v2(store_db(st), "SELECT id, ts, device, relay, board, channel, apt, initiator, "
-					 "method, code, result, reason FROM door_logs ORDER BY id DESC LIMIT ?",
+					 "COALESCE(method, type), COALESCE(code, ''), result, reason FROM door_logs ORDER BY id DESC LIMIT ?",
 			   -1, &s, NULL);
 	sqlite3_bind_int(s, 1, limit);
 	while (sqlite3_step(s) == SQLITE_ROW) {

@@ -1,15 +1,23 @@
 #!/bin/sh
-# make demo: the daemon on a seeded community site, with door phones asking
-# it for access decisions over its control socket. Everything is real: the
-# SQLite file, the validator, the engine, the door logs. Ctrl-C stops it.
-# (The MQTT broker, Modbus simulators, cloud simulator and web UI join the
+# make demo: a seeded community site on this machine, all on loopback: the
+# real mosquitto broker (dynamic security, an account per device), gatehoused
+# on a real SQLite file, and simulated door phones and indoor monitors that
+# ask it for decisions, route calls and report events over MQTT. Ctrl-C stops
+# everything. (Modbus boards, the cloud simulator and the web UI join the
 # demo as their issues land.)
 set -eu
 B=${1:-build}
 ROOT=$(pwd)
 D=${DEMO_DIR:-/tmp/gatehouse-demo}
+if [ -f "$D/broker/pid" ]; then /usr/bin/python3 "$ROOT/tests/sim/broker.py" stop "$D/broker"; fi
 rm -rf "$D"
 mkdir -p "$D/seed"
+chmod 755 "$D"
+echo "== starting the mosquitto broker (dynamic security, anonymous off)"
+set -- $(/usr/bin/python3 "$ROOT/tests/sim/broker.py" start "$D/broker" gatehoused demo-gateway-pw)
+PORT=$1
+printf 'demo-gateway-pw\n' >"$D/mqtt.password"
+chmod 600 "$D/mqtt.password"
 cat >"$D/gatehouse.conf" <<CONF
 [site]
 id = parkview-demo
@@ -20,6 +28,12 @@ profiles_dir = $ROOT/drivers/profiles
 [daemon]
 control_socket = control.sock
 log_level = info
+[mqtt]
+host = 127.0.0.1
+port = $PORT
+username = gatehoused
+password_file = mqtt.password
+manage_accounts = true
 CONF
 gh() { "$ROOT/$B/gatehouse" --config "$D/gatehouse.conf" "$@"; }
 
@@ -29,18 +43,31 @@ gh put settings "$D/seed/settings.json" >/dev/null
 for kind in mac building apartment relay_board device person credential access_group temp_key; do
 	gh put "$kind" "$D/seed/$kind.json" | tail -n 1
 done
+echo "== issuing a broker account to every device"
+python3 - "$D/seed/device.json" "$D/passwords.json" "$ROOT/$B/gatehouse" "$D/gatehouse.conf" <<'PY'
+import json, subprocess, sys
+out = {}
+for d in json.load(open(sys.argv[1])):
+    r = subprocess.run([sys.argv[3], "--config", sys.argv[4], "device", "passwd", d["id"]],
+                       capture_output=True, text=True, check=True)
+    out[d["id"]] = r.stdout.strip().split()[-1]
+json.dump(out, open(sys.argv[2], "w"))
+print("   %d device accounts" % len(out))
+PY
+chmod 600 "$D/passwords.json"
 printf 'demo-admin-pw\n' | gh user add admin --role admin >/dev/null
 echo "   admin login: admin / demo-admin-pw (for the web UI once it lands)"
 
 echo "== starting gatehoused"
 "$ROOT/$B/gatehoused" --config "$D/gatehouse.conf" 2>"$D/gatehoused.log" &
 PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; echo "== stopped; door logs in $D/site.db, daemon log $D/gatehoused.log"' EXIT INT TERM
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; /usr/bin/python3 "$ROOT/tests/sim/broker.py" stop "$D/broker"; echo "== stopped; door logs in $D/site.db, daemon log $D/gatehoused.log"' EXIT INT TERM
 i=0
 while [ ! -S "$D/control.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 [ -S "$D/control.sock" ] || { cat "$D/gatehoused.log"; exit 1; }
 gh status | head -n 12
-echo "== door phones asking for decisions (Ctrl-C to stop)"
-python3 "$ROOT/tools/demo-traffic.py" "$D/control.sock" "$D/seed" || true
+echo "== door phones and monitors over MQTT (Ctrl-C to stop)"
+/usr/bin/python3 "$ROOT/tools/demo-traffic.py" "$PORT" "$D/seed" "$D/passwords.json" || true
+gh status | grep -A3 '"devices"'
 echo "== last door logs"
 gh logs door --limit 8
