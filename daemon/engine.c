@@ -931,6 +931,7 @@ void engine_batch(engine_t *en, int on)
 }
 
 int engine_pending(engine_t *en) { return en->queued; }
+int engine_pass_open(engine_t *en) { return en->tx_open; }
 
 int engine_flush(engine_t *en, gh_err_t *err)
 {

@@ -32,6 +32,7 @@ typedef struct app {
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	uv_prepare_t flush; /* before the loop sleeps: commit the pass's work */
+	uv_timer_t commit_later; /* door logs alone may wait a few ms for company */
 	uint64_t started_ms;
 } app_t;
 
@@ -53,6 +54,8 @@ static void stop(app_t *a, const char *why)
 	uv_close((uv_handle_t *)&a->watchdog, NULL);
 	uv_prepare_stop(&a->flush);
 	uv_close((uv_handle_t *)&a->flush, NULL);
+	uv_timer_stop(&a->commit_later);
+	uv_close((uv_handle_t *)&a->commit_later, NULL);
 	if (engine_flush(a->en, NULL) == 0)
 		mqttlink_after_commit(a->mqtt);
 	ctl_set_mqtt(a->ctl, NULL);
@@ -90,21 +93,35 @@ static void on_signal(uv_signal_t *h, int signum)
 	stop(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-/* Runs once per loop pass, just before the loop waits for I/O: the door
- * logs of every decision made in this pass are committed in one
- * transaction (redis's "before sleep" hook). */
-static void on_before_sleep(uv_prepare_t *p)
+#define COMMIT_DELAY_MS 10
+
+static void commit_now(app_t *a)
 {
-	app_t *a = p->data;
 	gh_err_t err = { 0 };
-	/* also ends a pass's transaction that decided nothing worth logging;
-	 * events are acknowledged to their devices only once committed */
+	uv_timer_stop(&a->commit_later);
+	/* events are acknowledged to their devices only once committed */
 	if (engine_flush(a->en, &err)) {
 		log_err("main", "committing the loop pass: %s", err.message);
 		mqttlink_commit_failed(a->mqtt);
 	} else {
 		mqttlink_after_commit(a->mqtt);
 	}
+}
+
+static void on_commit_later(uv_timer_t *t) { commit_now(t->data); }
+
+/* Runs once per loop pass, just before the loop waits for I/O (redis's
+ * "before sleep" hook): the pass's work is committed in one transaction.
+ * Device events commit at once (their acks wait for it); work without an
+ * ack waiting (door logs of decisions already answered, presence) may wait
+ * COMMIT_DELAY_MS to share a commit with the next passes. */
+static void on_before_sleep(uv_prepare_t *p)
+{
+	app_t *a = p->data;
+	if (mqttlink_pending_acks(a->mqtt) > 0)
+		commit_now(a);
+	else if ((engine_pending(a->en) > 0 || engine_pass_open(a->en)) && !uv_is_active((uv_handle_t *)&a->commit_later))
+		uv_timer_start(&a->commit_later, on_commit_later, COMMIT_DELAY_MS, 0);
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -211,6 +228,8 @@ int main(int argc, char **argv)
 		sigs[i]->data = &a;
 		uv_signal_start(sigs[i], on_signal, signums[i]);
 	}
+	uv_timer_init(a.loop, &a.commit_later);
+	a.commit_later.data = &a;
 	uv_prepare_init(a.loop, &a.flush);
 	a.flush.data = &a;
 	uv_prepare_start(&a.flush, on_before_sleep);

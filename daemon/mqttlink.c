@@ -38,6 +38,7 @@ struct mqttlink {
 	engine_t *en;
 	struct mosquitto *m;
 	uv_poll_t *poll;
+	int poll_events; /* what the poll watches now: epoll_ctl only on change */
 	uv_timer_t timer;
 	int connected, ever_connected;
 	unsigned backoff_ms;
@@ -51,6 +52,7 @@ struct mqttlink {
 };
 
 int mqttlink_connected(const mqttlink_t *l) { return l && l->connected; }
+int mqttlink_pending_acks(const mqttlink_t *l) { return l ? l->nacks : 0; }
 
 /* ---- socket in the loop ---- */
 
@@ -72,7 +74,10 @@ static void update_poll(mqttlink_t *l)
 	if (!l->poll)
 		return;
 	int ev = UV_READABLE | (mosquitto_want_write(l->m) ? UV_WRITABLE : 0);
-	uv_poll_start(l->poll, ev, on_poll);
+	if (ev != l->poll_events) {
+		uv_poll_start(l->poll, ev, on_poll);
+		l->poll_events = ev;
+	}
 }
 
 static void schedule_retry(mqttlink_t *l)
@@ -132,6 +137,7 @@ static void try_connect(mqttlink_t *l)
 		return;
 	}
 	l->poll->data = l;
+	l->poll_events = 0;
 	update_poll(l); /* CONNECT goes out; CONNACK arrives in on_connect */
 }
 

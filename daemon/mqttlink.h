@@ -27,6 +27,8 @@ typedef struct mqttlink_cfg {
 mqttlink_t *mqttlink_start(uv_loop_t *loop, const mqttlink_cfg_t *cfg, store_t *st, engine_t *en);
 /* Publishes what waited for the pass's commit (event acks). */
 void mqttlink_after_commit(mqttlink_t *l);
+/* Event acks waiting for the pass's commit. */
+int mqttlink_pending_acks(const mqttlink_t *l);
 /* The pass's commit failed: acks are dropped, the devices will resend. */
 void mqttlink_commit_failed(mqttlink_t *l);
 /* Publishes the retained offline status, disconnects, frees. */
