@@ -162,10 +162,15 @@ try:
     d1.publish_raw("req", json.dumps({"op": "access.check", "method": "pin", "code": "1234"}))
     d1.publish_raw("req", json.dumps({"rid": "big", "op": "access.check", "pad": "x" * (100 * 1024)}))
     d1.publish_raw("req", json.dumps([1, 2, 3]))
+    d1.publish_raw("event", json.dumps({"id": "huge", "type": "door", "state": "open", "pad": "x" * 1000000}))
     time.sleep(0.3)
     ok("not JSON, no rid, over 64 KiB and non-objects are dropped with a log line",
        log_has("dropped: not JSON") and log_has("dropped: rid must be") and log_has("over 64 KiB")
        and log_has("dropped: not a JSON object"))
+    ok("a 1 MB event is dropped, not stored, not acked",
+       wait(lambda: log_has("payload of 1000") and db("SELECT count(*) FROM device_events WHERE eid='huge'") == [(0,)])
+       and "huge" not in d1.acked)
+    d1.unacked.pop("huge", None)
     r = d1.request("access.check", method="pin", code="1234")
     ok("the gateway still answers after hostile input", r and r.get("granted") is True, r)
 
