@@ -6,6 +6,7 @@
 #include "mqttlink.h"
 
 #include <ctype.h>
+#include <sys/ioctl.h>
 #include <mosquitto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,8 +107,16 @@ static void on_poll(uv_poll_t *p, int status, int events)
 		conn_lost(l, uv_strerror(status));
 		return;
 	}
-	if (events & UV_READABLE)
-		rc = mosquitto_loop_read(l->m, 1);
+	if (events & UV_READABLE) {
+		/* drain what the socket holds before going back to the loop:
+		 * one wakeup then serves a burst of messages (one commit) */
+		int avail = 0;
+		for (int i = 0; i < 256 && rc == MOSQ_ERR_SUCCESS; i++) {
+			rc = mosquitto_loop_read(l->m, 1);
+			if (ioctl(mosquitto_socket(l->m), FIONREAD, &avail) || avail <= 0)
+				break;
+		}
+	}
 	if (rc == MOSQ_ERR_SUCCESS && (events & UV_WRITABLE))
 		rc = mosquitto_loop_write(l->m, 1);
 	if (rc != MOSQ_ERR_SUCCESS) {
@@ -754,12 +763,20 @@ void mqttlink_after_commit(mqttlink_t *l)
 {
 	if (!l || !l->nacks)
 		return;
-	char topic[96];
+	char topic[96], body[512];
 	for (int i = 0; i < l->nacks; i++) {
 		dev_topic(topic, sizeof topic, l->acks[i].mac, "event/ack");
-		publish_json(l, topic, json_pack("{s:s}", "id", l->acks[i].id), 0);
+		/* the id was checked to be a JSON string of <= 64 bytes; re-encode
+		 * it so quotes and escapes stay valid */
+		json_t *id = json_string(l->acks[i].id);
+		char *enc = json_dumps(id, JSON_ENCODE_ANY);
+		json_decref(id);
+		int n = snprintf(body, sizeof body, "{\"id\":%s}", enc ? enc : "\"\"");
+		free(enc);
+		mosquitto_publish(l->m, NULL, topic, n, body, 1, false);
 	}
 	l->nacks = 0;
+	update_poll(l);
 }
 
 void mqttlink_commit_failed(mqttlink_t *l)
