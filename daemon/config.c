@@ -132,6 +132,19 @@ static int on_kv(void *user, const char *sec, const char *key, const char *v)
 	return 0;
 }
 
+int config_read_secret(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	int ok = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	if (!ok)
+		return -1;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return buf[0] ? 0 : -1;
+}
+
 int config_load(const char *path, gh_config_t *c, char *msg, size_t len)
 {
 	memset(c, 0, sizeof *c);

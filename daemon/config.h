@@ -43,4 +43,8 @@ typedef struct gh_config {
  * line "FILE:LINE: what is wrong" (LINE 0 when not about a line) to MSG. */
 int config_load(const char *path, gh_config_t *c, char *msg, size_t len);
 
+/* The first line of a secret file (password_file, token_file) into BUF,
+ * without its line end. -1 if unreadable or empty. Never logs the secret. */
+int config_read_secret(const char *path, char *buf, size_t len);
+
 #endif

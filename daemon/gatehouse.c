@@ -483,17 +483,10 @@ static int device_account(const char *mac, const char *password, gh_err_t *err)
 	if (!g_cfg.manage_accounts)
 		return 0;
 	char gwpw[256] = "";
-	if (g_cfg.mqtt_password_file[0]) {
-		FILE *f = fopen(g_cfg.mqtt_password_file, "r");
-		if (!f || !fgets(gwpw, sizeof gwpw, f)) {
-			if (f)
-				fclose(f);
-			return gh_err(err, 500, "config", "", "cannot read [mqtt] password_file %s",
-				      g_cfg.mqtt_password_file);
-		}
-		fclose(f);
-		gwpw[strcspn(gwpw, "\r\n")] = '\0';
-	}
+	if (g_cfg.mqtt_password_file[0] &&
+	    config_read_secret(g_cfg.mqtt_password_file, gwpw, sizeof gwpw))
+		return gh_err(err, 500, "config", "", "cannot read [mqtt] password_file %s",
+			      g_cfg.mqtt_password_file);
 	dynsec_conn_t c = { .host = g_cfg.mqtt_host, .port = g_cfg.mqtt_port,
 			    .username = g_cfg.mqtt_username, .password = gwpw[0] ? gwpw : NULL,
 			    .tls_ca = g_cfg.mqtt_tls_ca };

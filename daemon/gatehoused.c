@@ -205,14 +205,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	char password[256] = "";
-	if (a.cfg.mqtt_password_file[0]) {
-		FILE *pf = fopen(a.cfg.mqtt_password_file, "r");
-		if (!pf || !fgets(password, sizeof password, pf))
-			log_err("main", "cannot read [mqtt] password_file %s", a.cfg.mqtt_password_file);
-		if (pf)
-			fclose(pf);
-		password[strcspn(password, "\r\n")] = '\0';
-	}
+	if (a.cfg.mqtt_password_file[0] &&
+	    config_read_secret(a.cfg.mqtt_password_file, password, sizeof password))
+		log_err("main", "cannot read [mqtt] password_file %s", a.cfg.mqtt_password_file);
 	char client_id[96];
 	snprintf(client_id, sizeof client_id, "gatehoused-%s", a.cfg.site_id);
 	mqttlink_cfg_t mc = { .host = a.cfg.mqtt_host, .port = a.cfg.mqtt_port,
