@@ -574,7 +574,7 @@ static int store_event(mqttlink_t *l, const char *mac, json_t *ev, const char *i
 		return -1;
 
 	/* the cloud's copy: idempotent id device:event */
-	s = store_stmt(st, "INSERT OR IGNORE INTO outbox(id, device, type, ts, data, is_alarm) VALUES "
+	s = store_stmt(st, "INSERT INTO outbox(id, device, type, ts, data, is_alarm) VALUES "
 			   "(?, ?, ?, ?, ?, ?)");
 	if (!s)
 		return -1;

@@ -11,7 +11,9 @@ CREATE TABLE device_events (
 
 CREATE TABLE outbox (
   seq      INTEGER PRIMARY KEY AUTOINCREMENT,
-  id       TEXT NOT NULL UNIQUE,      -- idempotent event id sent to the cloud
+  id       TEXT NOT NULL,             -- idempotent event id sent to the cloud (unique by
+                                      -- construction: device_events dedupes first;
+                                      -- no index, so appends stay sequential: use seq)
   device   TEXT,
   type     TEXT NOT NULL,
   ts       INTEGER NOT NULL,
