@@ -16,7 +16,7 @@ SANFLAGS :=
 OPT     := -O2
 endif
 
-PKGS    := sqlite3 jansson inih libuv libsystemd openssl libmosquitto
+PKGS    := sqlite3 jansson inih libuv libsystemd openssl libmosquitto libmodbus
 CC      ?= gcc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wconversion -Wno-sign-conversion \
            -Wstrict-prototypes -Wmissing-prototypes
@@ -38,6 +38,7 @@ BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 BINS := $(BUILD)/gatehoused $(BUILD)/gatehouse
+SIMS := $(BUILD)/sim/modbus_sim
 
 # V=1 shows the full command lines
 ifeq ($(V),1)
@@ -86,19 +87,24 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIB) | $(BUILD)/tests
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcriterion
 
+$(BUILD)/sim/%: tests/sim/%.c $(LIB) | $(BUILD)/sim
+	@echo "  SIM     $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
 $(BUILD)/bench/%: bench/%.c $(LIB) | $(BUILD)/bench
 	@echo "  BENCH   $@"
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/bench $(BUILD)/sim:
 	mkdir -p $@
 
 # Unit and integration tests of this build; each binary is a Criterion suite.
-check-unit: $(BINS) $(TEST_BIN)
+check-unit: $(BINS) $(TEST_BIN) $(SIMS)
 	@set -e; export GH_BUILD=$(BUILD); for t in $(TEST_BIN); do \
 		echo "== $$t"; $$t --jobs 2 --short-filename; done
 	@GH_BUILD=$(BUILD) sh tests/cli/run.sh
 	@/usr/bin/python3 tests/mqtt/run.py $(BUILD)
+	@/usr/bin/python3 tests/bus/run.py $(BUILD)
 
 check-san:
 	$(MAKE) SAN=1 check-unit

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "entity.h"
 #include "log.h"
 #include "mqttlink.h"
@@ -130,6 +131,8 @@ json_t *ctl_handle(const ctl_env_t *env, const json_t *req)
 	if (!strcmp(op, "status")) {
 		json_t *s = status_json(env->st, (int64_t)((gh_mono_ms() - env->started_ms) / 1000),
 					env->wan ? env->wan : "standalone");
+		if (env->bus)
+			json_object_set_new(s, "boards", busmgr_status(env->bus));
 		json_object_set_new(s, "ok", json_true());
 		if (rid)
 			json_object_set_new(s, "rid", json_string(rid));
@@ -296,6 +299,12 @@ void ctl_set_mqtt(ctl_t *c, struct mqttlink *m)
 {
 	if (c)
 		c->env.mqtt = m;
+}
+
+void ctl_set_bus(ctl_t *c, struct busmgr *b)
+{
+	if (c)
+		c->env.bus = b;
 }
 
 static void on_server_close(uv_handle_t *h) { free(h->data); }

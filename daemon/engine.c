@@ -84,7 +84,23 @@ struct engine {
 	int tx_open;    /* the pass's transaction, begun by the first decision */
 	door_log_t *queue;
 	int queued;
+	engine_effects_fn effects;
+	void *effects_ctx;
+	engine_emergency_fn emergency;
+	void *emergency_ctx;
 };
+
+void engine_set_effects(engine_t *en, engine_effects_fn fn, void *ctx)
+{
+	en->effects = fn;
+	en->effects_ctx = ctx;
+}
+
+void engine_set_emergency_hook(engine_t *en, engine_emergency_fn fn, void *ctx)
+{
+	en->emergency = fn;
+	en->emergency_ctx = ctx;
+}
 
 static const char *const reason_names[R__COUNT] = {
 	"", "unknown_credential", "outside_schedule", "expired", "relay_not_allowed",
@@ -1092,6 +1108,8 @@ int engine_decide(engine_t *en, const access_req_t *q, access_result_t *r, gh_er
 			return -1;
 		if (decide(&d, r, err) || write_door_log(&d, r, err))
 			return -1;
+		if (r->granted && en->effects)
+			en->effects(en->effects_ctx, r);
 		return 0;
 	}
 	/* the decision and its door log (and a temp key use) commit together */
@@ -1103,6 +1121,8 @@ int engine_decide(engine_t *en, const access_req_t *q, access_result_t *r, gh_er
 	}
 	if (store_commit(en->st))
 		return store_db_err(en->st, err, "commit");
+	if (r->granted && en->effects)
+		en->effects(en->effects_ctx, r);
 	return 0;
 }
 
@@ -1164,6 +1184,8 @@ int engine_emergency_set(engine_t *en, int on, const json_t *doors, const char *
 	}
 	log_warn("engine", "emergency %s by %s (%zu relays)", on ? "ON" : "off", actor ? actor : "?",
 		 json_array_size(t));
+	if (en->emergency)
+		en->emergency(en->emergency_ctx, on, t);
 	if (targets)
 		*targets = t;
 	else

@@ -89,6 +89,14 @@ int engine_pass_open(engine_t *en);
 /* Door logs waiting for engine_flush(). */
 int engine_pending(engine_t *en);
 
+/* Effects of a granted decision (the daemon switches board relays and lift
+ * floors); called after the decision, in the loop thread. */
+typedef void (*engine_effects_fn)(void *ctx, const access_result_t *r);
+void engine_set_effects(engine_t *en, engine_effects_fn fn, void *ctx);
+/* Called when the emergency state changes, with the relays concerned. */
+typedef void (*engine_emergency_fn)(void *ctx, int on, const json_t *targets);
+void engine_set_emergency_hook(engine_t *en, engine_emergency_fn fn, void *ctx);
+
 /* "unknown_credential", ... ("" for R_NONE). */
 const char *engine_reason_name(int reason);
 

@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include <uv.h>
 
+#include "bus.h"
 #include "checkpoint.h"
 #include "config.h"
 #include "ctl.h"
@@ -29,10 +30,12 @@ typedef struct app {
 	ctl_t *ctl;
 	mqttlink_t *mqtt;
 	ckpt_t *ckpt;
+	busmgr_t *bus;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	uv_prepare_t flush; /* before the loop sleeps: commit the pass's work */
 	uv_timer_t commit_later; /* door logs alone may wait a few ms for company */
+	uv_timer_t housekeeping; /* once a second: boards follow configuration edits */
 	uint64_t started_ms;
 } app_t;
 
@@ -56,11 +59,18 @@ static void stop(app_t *a, const char *why)
 	uv_close((uv_handle_t *)&a->flush, NULL);
 	uv_timer_stop(&a->commit_later);
 	uv_close((uv_handle_t *)&a->commit_later, NULL);
+	uv_timer_stop(&a->housekeeping);
+	uv_close((uv_handle_t *)&a->housekeeping, NULL);
 	if (engine_flush(a->en, NULL) == 0)
 		mqttlink_after_commit(a->mqtt);
 	ctl_set_mqtt(a->ctl, NULL);
 	mqttlink_stop(a->mqtt);
 	a->mqtt = NULL;
+	engine_set_effects(a->en, NULL, NULL);
+	engine_set_emergency_hook(a->en, NULL, NULL);
+	ctl_set_bus(a->ctl, NULL);
+	busmgr_stop(a->bus);
+	a->bus = NULL;
 }
 
 static void reload(app_t *a)
@@ -122,6 +132,38 @@ static void on_before_sleep(uv_prepare_t *p)
 		commit_now(a);
 	else if ((engine_pending(a->en) > 0 || engine_pass_open(a->en)) && !uv_is_active((uv_handle_t *)&a->commit_later))
 		uv_timer_start(&a->commit_later, on_commit_later, COMMIT_DELAY_MS, 0);
+}
+
+/* a granted decision: board relays pulse (door phones open their own) */
+static void on_effects(void *ctx, const access_result_t *r)
+{
+	app_t *a = ctx;
+	for (int i = 0; i < r->nboards; i++)
+		if (busmgr_pulse(a->bus, r->boards[i].board, r->boards[i].channel, 0) == BUS_UNKNOWN)
+			log_warn("main", "granted relay on board %s channel %d: no such board channel",
+				 r->boards[i].board, r->boards[i].channel);
+}
+
+/* the emergency door group: board relays held, device relays by command */
+static void on_emergency(void *ctx, int on, const json_t *targets)
+{
+	app_t *a = ctx;
+	size_t i;
+	json_t *t;
+	json_array_foreach(targets, i, t) {
+		const char *b = json_string_value(json_object_get(t, "board"));
+		if (b)
+			busmgr_hold(a->bus, b, (int)json_integer_value(json_object_get(t, "channel")), on);
+	}
+	if (a->mqtt)
+		mqttlink_emergency_devices(a->mqtt, on, targets);
+}
+
+static void on_housekeeping(uv_timer_t *t)
+{
+	app_t *a = t->data;
+	if (!engine_pass_open(a->en))
+		busmgr_refresh(a->bus);
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -214,6 +256,10 @@ int main(int argc, char **argv)
 			      .username = a.cfg.mqtt_username, .password = password[0] ? password : NULL,
 			      .tls_ca = a.cfg.mqtt_tls_ca, .client_id = client_id, .wan = env.wan };
 	a.mqtt = mqttlink_start(a.loop, &mc, a.st, a.en);
+	a.bus = busmgr_start(a.loop, a.st);
+	ctl_set_bus(a.ctl, a.bus);
+	engine_set_effects(a.en, on_effects, &a);
+	engine_set_emergency_hook(a.en, on_emergency, &a);
 	ctl_set_mqtt(a.ctl, a.mqtt);
 	memset(password, 0, sizeof password);
 	uv_signal_t *sigs[] = { &a.sig_term, &a.sig_int, &a.sig_hup };
@@ -223,6 +269,9 @@ int main(int argc, char **argv)
 		sigs[i]->data = &a;
 		uv_signal_start(sigs[i], on_signal, signums[i]);
 	}
+	uv_timer_init(a.loop, &a.housekeeping);
+	a.housekeeping.data = &a;
+	uv_timer_start(&a.housekeeping, on_housekeeping, 1000, 1000);
 	uv_timer_init(a.loop, &a.commit_later);
 	a.commit_later.data = &a;
 	uv_prepare_init(a.loop, &a.flush);

@@ -172,6 +172,11 @@ static void on_tick(uv_timer_t *t)
 	}
 }
 
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
 /* ---- publishing ---- */
 
 static void publish_json(mqttlink_t *l, const char *topic, json_t *msg, int retain)
@@ -318,6 +323,21 @@ static void notify_changes(mqttlink_t *l)
 	json_decref(macs);
 }
 
+void mqttlink_emergency_devices(mqttlink_t *l, int on, const json_t *targets)
+{
+	json_t *done = json_object();
+	size_t i;
+	json_t *t;
+	json_array_foreach(targets, i, t) {
+		const char *dev = jstr(t, "device");
+		if (dev && !json_object_get(done, dev)) {
+			json_object_set_new(done, dev, json_true());
+			mqttlink_command(l, dev, "emergency", json_pack("{s:s}", "state", on ? "on" : "off"), NULL);
+		}
+	}
+	json_decref(done);
+}
+
 /* a device back online gets the commands still pending for it */
 static void resend_pending(mqttlink_t *l, const char *mac)
 {
@@ -354,10 +374,6 @@ static int run_stmt(store_t *st, sqlite3_stmt *s)
 	return 0;
 }
 
-static const char *jstr(json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
 
 static void handle_status(mqttlink_t *l, const char *mac, json_t *msg)
 {
@@ -436,24 +452,11 @@ static void emergency_from_alarm(mqttlink_t *l, const char *mac)
 	if (!set)
 		return;
 	if (set->emergency_auto_unlock) {
-		json_t *targets = NULL;
+		/* the engine's emergency hook (the daemon) opens the group: device
+		 * relays by command, board relays through the bus layer */
 		char who[40];
 		snprintf(who, sizeof who, "alarm:%s", mac);
-		if (engine_emergency_set(l->en, 1, NULL, who, &targets, NULL) == 0) {
-			/* device relays are held open by the devices themselves */
-			size_t i;
-			json_t *t;
-			json_t *done = json_object();
-			json_array_foreach(targets, i, t) {
-				const char *dev = jstr(t, "device");
-				if (dev && !json_object_get(done, dev)) {
-					json_object_set_new(done, dev, json_true());
-					mqttlink_command(l, dev, "emergency", json_pack("{s:s}", "state", "on"), NULL);
-				}
-			}
-			json_decref(done);
-			json_decref(targets);
-		}
+		engine_emergency_set(l->en, 1, NULL, who, NULL, NULL);
 	}
 	if (set->emergency_notify) {
 		sqlite3_stmt *s = store_stmt(l->st, "SELECT id FROM devices WHERE type = 2");

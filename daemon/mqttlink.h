@@ -40,6 +40,10 @@ int mqttlink_connected(const mqttlink_t *l);
  * *cid (>= 33 bytes, or NULL) gets its id. */
 int mqttlink_command(mqttlink_t *l, const char *mac, const char *op, json_t *args, char *cid);
 
+/* Tells the devices among TARGETS (relay refs) to hold their relays open
+ * (ON) or to release them: the emergency door group. */
+void mqttlink_emergency_devices(mqttlink_t *l, int on, const json_t *targets);
+
 /* Handles one message as if it arrived on TOPIC (tests drive the parser
  * with this too). */
 void mqttlink_handle(mqttlink_t *l, const char *topic, const void *payload, int len);

@@ -1,0 +1,36 @@
+/* The field bus (MODBUS.md): one worker thread per physical bus (a serial
+ * port or a Modbus TCP endpoint) serialises libmodbus requests with the
+ * profile's gap, timeout and retries; the loop thread never blocks on a
+ * bus. Door relays are pulses (on, off after the hold time; a new open
+ * extends it), emergency holds them on; boards go offline after failed
+ * retries and are probed back with backoff. */
+#ifndef GH_BUS_H
+#define GH_BUS_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "store.h"
+
+typedef struct busmgr busmgr_t;
+
+/* Loads the relay boards of the store and starts one worker per bus; every
+ * relay is driven to its idle state (off, or on for the emergency group
+ * while an emergency is active) before any other command. */
+busmgr_t *busmgr_start(uv_loop_t *loop, store_t *st);
+/* Stops the workers (after their current request) and frees everything. */
+void busmgr_stop(busmgr_t *m);
+/* Reloads the boards if the store's configuration changed. */
+void busmgr_refresh(busmgr_t *m);
+
+enum { BUS_OK = 0, BUS_UNKNOWN = -1, BUS_OFFLINE = -2 };
+/* Pulses BOARD's CHANNEL for HOLD_MS (0: the channel's or the site's hold
+ * time); extends a pulse in progress. BUS_OFFLINE when the board is known
+ * to be offline (the pulse is still tried). */
+int busmgr_pulse(busmgr_t *m, const char *board, int channel, int hold_ms);
+/* Holds a channel on (emergency) or releases it (off). */
+int busmgr_hold(busmgr_t *m, const char *board, int channel, int on);
+/* [{"id","online","last_error","bus"}] for the status document. */
+json_t *busmgr_status(busmgr_t *m);
+
+#endif

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Field bus end to end: gatehoused driving simulated relay boards over
+Modbus TCP (HF-8000, register writes) and Modbus RTU on a socat pseudo-
+terminal pair (MK485-G2R-8J8C, coil writes), through the engine's grants,
+board-channel decisions, pulses with extension, emergency holds, a dead
+board and its recovery. Asserts order and state, never wall-clock timings.
+Prints "N passed, N failed".
+
+usage: tests/bus/run.py [BUILD_DIR]   (from the repository root)
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.getcwd()
+BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
+T = tempfile.mkdtemp(prefix="gh-bus-")
+passed = failed = 0
+DP = "0C1105E00001"
+
+
+def ok(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print("  ok    " + name)
+    else:
+        failed += 1
+        print("  FAIL  " + name + (("\n        " + str(detail)) if detail else ""))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait(cond, timeout=5.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+class Sim:
+    """A modbus_sim process; its write log is collected as (ms, kind, addr, value)."""
+
+    def __init__(self, profile, *where):
+        self.writes = []
+        self.proc = subprocess.Popen([os.path.join(ROOT, BUILD, "sim", "modbus_sim"), "--profile",
+                                      os.path.join(ROOT, "drivers", "profiles", profile + ".ini")] + list(where),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.ready.wait(5)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            f = line.split()
+            if len(f) >= 2 and f[1] == "ready":
+                self.ready.set()
+            elif len(f) == 4:
+                self.writes.append((int(f[0]), f[1], int(f[2]), int(f[3])))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+    def values(self, addr):
+        return [v for (_, k, a, v) in self.writes if a == addr]
+
+
+def gh(*args):
+    return subprocess.run([os.path.join(ROOT, BUILD, "gatehouse"), "--config", CONF] + list(args),
+                          capture_output=True, text=True)
+
+
+def put(kind, obj):
+    r = subprocess.run([os.path.join(ROOT, BUILD, "gatehouse"), "--config", CONF, "put", kind, "-"],
+                       input=json.dumps(obj), capture_output=True, text=True)
+    if r.returncode:
+        print("  setup: put %s failed: %s" % (kind, r.stderr))
+    return r
+
+
+def db(sql, *params):
+    con = sqlite3.connect(os.path.join(T, "site.db"), timeout=10)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def status():
+    return json.loads(gh("status").stdout)
+
+
+sims, socat, daemon = [], None, None
+try:
+    # an RTU line: a pseudo-terminal pair, the board on one end, the gateway on the other
+    socat = subprocess.Popen(["socat", "pty,raw,echo=0,link=%s/ttyGW" % T, "pty,raw,echo=0,link=%s/ttyBOARD" % T],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait(lambda: os.path.exists(T + "/ttyGW") and os.path.exists(T + "/ttyBOARD"))
+    hf_port = free_port()
+    hf = Sim("HF-8000", "--tcp", str(hf_port))
+    mk = Sim("MK485-G2R-8J8C", "--rtu", T + "/ttyBOARD")
+    sims += [hf, mk]
+    print("== bus: simulators up")
+    ok("HF-8000 over Modbus TCP and MK485 over RTU (socat pty) are ready", hf.ready.is_set() and mk.ready.is_set())
+
+    CONF = os.path.join(T, "gh.conf")
+    with open(CONF, "w") as f:
+        f.write("[site]\nid = bus-test\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = %s/drivers/profiles\n"
+                "[daemon]\ncontrol_socket = ctl.sock\nlog_level = debug\n[mqtt]\nport = %d\n"
+                % (ROOT, free_port()))
+    put("settings", {"timezone": "Europe/Vienna", "relay_hold_ms": 600,
+                     "emergency": {"auto_unlock": True, "doors": "all", "notify": True}})
+    put("building", {"id": "b1", "name": "Block A"})
+    put("apartment", {"id": "a1", "building": "b1", "apt": "101"})
+    put("relay_board", {"id": "hf", "profile": "HF-8000", "mode": "ethernet", "bus": "127.0.0.1:%d" % hf_port,
+                        "channels": [{"channel": 1, "name": "Barrier", "function": "barrier"},
+                                     {"channel": 2, "name": "Side door", "function": "door"}]})
+    put("relay_board", {"id": "mk", "profile": "MK485-G2R-8J8C", "mode": "rs485", "bus": T + "/ttyGW",
+                        "channels": [{"channel": 3, "name": "Bike room", "function": "door", "hold_ms": 400}]})
+    put("mac", {"id": DP})
+    put("device", {"id": DP, "type": 0, "name": "Entrance", "area": "building", "building": "b1",
+                   "relays": [{"n": 1, "name": "Side door", "board": {"board": "hf", "channel": 2}}]})
+    put("person", {"id": "p1", "kind": "resident", "apartment": "a1", "first_name": "Anna"})
+    put("credential", {"id": "c1", "person": "p1", "type": "pin", "code": "1234"})
+    put("credential", {"id": "c2", "person": "p1", "type": "rf", "code": "CAFE"})
+    put("access_group", {"id": "g1", "name": "Block A", "building": "b1",
+                         "relays": [{"device": DP, "relay": 1}, {"board": "mk", "channel": 3}]})
+
+    print("== bus: start and idle state")
+    daemon = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", CONF],
+                              stdout=subprocess.DEVNULL, stderr=open(T + "/daemon.log", "w"))
+    wait(lambda: os.path.exists(T + "/ctl.sock"), 10)
+    ok("every HF-8000 relay is driven off at start (register off value)",
+       wait(lambda: all(512 in hf.values(a) for a in range(4))), hf.writes)
+    ok("every MK485 relay is driven off at start (coils)", wait(lambda: all(0 in mk.values(a) for a in range(8))), mk.writes)
+    ok("both boards show online", wait(lambda: all(b["online"] for b in status().get("boards", [])) and
+                                       len(status()["boards"]) == 2), status().get("boards"))
+
+    print("== bus: a granted PIN opens the board relay wired to the door phone")
+    n0 = len(hf.writes)
+    r = gh("access", "check", "--device", DP, "--method", "pin", "--code", "1234", "--relay", "1")
+    ok("granted", '"granted": true' in r.stdout, r.stdout)
+    ok("the relay goes on (0x0100 on register 1)", wait(lambda: 256 in hf.values(1)[n0 and 0:]), hf.writes[n0:])
+    ok("and off again after the hold time", wait(lambda: hf.values(1)[-1:] == [512] and 256 in hf.values(1), 5), hf.writes[n0:])
+    seq = [v for (_, k, a, v) in hf.writes[n0:] if a == 1]
+    ok("on before off, once each", seq == [256, 512], seq)
+
+    print("== bus: a new open during a pulse extends it")
+    n0 = len(hf.writes)
+    gh("access", "check", "--device", DP, "--method", "pin", "--code", "1234")
+    wait(lambda: 256 in [v for (_, k, a, v) in hf.writes[n0:] if a == 1])
+    time.sleep(0.3)
+    gh("access", "check", "--device", DP, "--method", "pin", "--code", "1234")
+    t_second = time.monotonic()
+    wait(lambda: 512 in [v for (_, k, a, v) in hf.writes[n0:] if a == 1], 5)
+    t_off = time.monotonic()
+    seq = [v for (_, k, a, v) in hf.writes[n0:] if a == 1]
+    ok("one on, one off for two opens", seq == [256, 512], seq)
+    ok("the off follows the second open, not the first", t_off > t_second)
+
+    print("== bus: a board channel in a group, over RTU")
+    m0 = len(mk.writes)
+    r = gh("access", "check", "--board", "mk", "--relay", "3", "--method", "rf", "--code", "cafe")
+    ok("an RF card at the bike room board is granted", '"granted": true' in r.stdout, r.stdout)
+    ok("coil 2 on then off (MK485, 9600 8N1 on the pty)",
+       wait(lambda: [v for (_, k, a, v) in mk.writes[m0:] if a == 2] == [1, 0], 5), mk.writes[m0:])
+    r = gh("access", "check", "--board", "mk", "--relay", "3", "--method", "rf", "--code", "NOPE")
+    ok("an unknown card switches nothing", '"granted": false' in r.stdout and
+       [v for (_, k, a, v) in mk.writes[m0:] if a == 2] == [1, 0], r.stdout)
+
+    print("== bus: a dead board, the other bus unaffected, recovery")
+    hf.signal(signal.SIGUSR1)  # stops answering
+    m0, n0 = len(mk.writes), len(hf.writes)
+    gh("access", "check", "--device", DP, "--method", "pin", "--code", "1234")
+    gh("access", "check", "--board", "mk", "--relay", "3", "--method", "rf", "--code", "CAFE")
+    ok("the RTU board opens while the TCP board times out",
+       wait(lambda: 1 in [v for (_, k, a, v) in mk.writes[m0:] if a == 2], 3)
+       and db("SELECT count(*) FROM door_logs WHERE board = 'hf' AND result IN ('failed','offline')")[0][0] == 0,
+       mk.writes[m0:])
+    ok("the failed open is in the door log with its error",
+       wait(lambda: db("SELECT count(*) FROM door_logs WHERE board = 'hf' AND channel = 2 AND result IN "
+                       "('failed','offline') AND reason IS NOT NULL")[0][0] >= 1, 10))
+    ok("the board shows offline with its last error",
+       wait(lambda: any(b["id"] == "hf" and not b["online"] and b["last_error"] for b in status()["boards"])),
+       status()["boards"])
+    gh("access", "check", "--device", DP, "--method", "pin", "--code", "1234")
+    ok("opening an offline board is logged 'offline'",
+       wait(lambda: db("SELECT count(*) FROM door_logs WHERE board = 'hf' AND result = 'offline'")[0][0] >= 1, 10))
+    hf.signal(signal.SIGUSR1)  # answers again
+    ok("the board comes back online through the backoff probe",
+       wait(lambda: any(b["id"] == "hf" and b["online"] for b in status()["boards"]), 15), status()["boards"])
+    hf.signal(signal.SIGUSR2)  # exceptions
+    n0 = len(hf.writes)
+    gh("access", "check", "--device", DP, "--method", "pin", "--code", "1234")
+    ok("a Modbus exception is a failure too",
+       wait(lambda: any(b["id"] == "hf" and not b["online"] and "failure" in (b["last_error"] or "").lower()
+                        for b in status()["boards"]), 10), status()["boards"])
+    hf.signal(signal.SIGUSR2)
+    wait(lambda: any(b["id"] == "hf" and b["online"] for b in status()["boards"]), 15)
+
+    print("== bus: emergency holds the door channels open")
+    n0, m0 = len(hf.writes), len(mk.writes)
+    r = gh("emergency", "on")
+    ok("emergency on", '"state": "on"' in r.stdout, r.stdout)
+    ok("door channels of both boards go on",
+       wait(lambda: 256 in [v for (_, k, a, v) in hf.writes[n0:] if a == 1] and
+            1 in [v for (_, k, a, v) in mk.writes[m0:] if a == 2], 5), (hf.writes[n0:], mk.writes[m0:]))
+    time.sleep(1.2)  # longer than any hold time
+    ok("and stay on past the hold time", [v for (_, k, a, v) in hf.writes[n0:] if a == 1] == [256] and
+       [v for (_, k, a, v) in mk.writes[m0:] if a == 2] == [1])
+    ok("the barrier channel is not a door and stays off", 256 not in [v for (_, k, a, v) in hf.writes[n0:] if a == 0])
+    gh("emergency", "off")
+    ok("emergency off releases them",
+       wait(lambda: [v for (_, k, a, v) in hf.writes[n0:] if a == 1] == [256, 512] and
+            [v for (_, k, a, v) in mk.writes[m0:] if a == 2] == [1, 0], 5), (hf.writes[n0:], mk.writes[m0:]))
+    gh("emergency", "on")
+    wait(lambda: 256 in [v for (_, k, a, v) in hf.writes[-4:] if a == 1])
+    daemon.terminate()
+    daemon.wait(10)
+    n0 = len(hf.writes)
+    daemon = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", CONF],
+                              stdout=subprocess.DEVNULL, stderr=open(T + "/daemon2.log", "w"))
+    ok("after a restart during an emergency the door channels are driven on, the rest off",
+       wait(lambda: 256 in hf.values(1)[-1:] and all(512 in [v for (_, k, a, v) in hf.writes[n0:] if a == x]
+                                                   for x in (0, 2, 3)), 10), hf.writes[n0:])
+    gh("emergency", "off")
+finally:
+    if daemon and daemon.poll() is None:
+        daemon.terminate()
+        daemon.wait(10)
+    for s in sims:
+        s.stop()
+    if socat:
+        socat.terminate()
+        socat.wait(5)
+    if failed:
+        print("  (logs kept in %s)" % T)
+    else:
+        shutil.rmtree(T, ignore_errors=True)
+
+print("bus: %d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)

@@ -1,0 +1,169 @@
+/* Modbus board simulator: a libmodbus server implementing a reference
+ * profile (a drivers/profiles file), over TCP or RTU (a socat pty pair),
+ * for the tests, the bench and the demo.
+ *
+ *   modbus_sim --profile FILE (--tcp PORT | --rtu DEVICE) [--unit N]
+ *
+ * Every write is printed on stdout, one line each, flushed:
+ *   "<ms> coil <addr> <0|1>" or "<ms> reg <addr> <value>"
+ * Faults, switched by signals: SIGUSR1 toggles "dead" (requests are read
+ * and never answered: timeouts), SIGUSR2 toggles "exception" (every
+ * request gets a slave-device-failure exception). SIGTERM ends it. */
+#include <errno.h>
+#include <getopt.h>
+#include <modbus.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "profile.h"
+
+static volatile sig_atomic_t dead, failing, quit;
+
+static void on_sig(int s)
+{
+	if (s == SIGUSR1)
+		dead = !dead;
+	else if (s == SIGUSR2)
+		failing = !failing;
+	else
+		quit = 1;
+}
+
+static long ms_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static const profile_t *prof;
+static modbus_mapping_t *map;
+
+/* Register-style boards read back a state that differs from what was
+ * written (HF-8000: write 0x0100/0x0200, read 0x0001/0x0000). */
+static void after_write(const uint8_t *req, int hlen)
+{
+	int fc = req[hlen];
+	int addr = (req[hlen + 1] << 8) | req[hlen + 2];
+	int value = (req[hlen + 3] << 8) | req[hlen + 4];
+	if (fc == MODBUS_FC_WRITE_SINGLE_COIL) {
+		printf("%ld coil %d %d\n", ms_now(), addr, value == 0xFF00);
+	} else if (fc == MODBUS_FC_WRITE_SINGLE_REGISTER) {
+		printf("%ld reg %d %d\n", ms_now(), addr, value);
+		if (prof->write == PROF_W_REGISTER && addr < map->nb_registers) {
+			if (value == prof->on_value)
+				map->tab_registers[addr] = prof->read_on;
+			else if (value == prof->off_value)
+				map->tab_registers[addr] = prof->read_off;
+		}
+	}
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = { { "profile", required_argument, NULL, 'p' },
+					      { "tcp", required_argument, NULL, 't' },
+					      { "rtu", required_argument, NULL, 'r' },
+					      { "unit", required_argument, NULL, 'u' },
+					      { NULL, 0, NULL, 0 } };
+	const char *pfile = NULL, *rtu = NULL;
+	int port = 0, unit = -1, c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': pfile = optarg; break;
+		case 't': port = (int)strtol(optarg, NULL, 10); break;
+		case 'r': rtu = optarg; break;
+		case 'u': unit = (int)strtol(optarg, NULL, 10); break;
+		default: return 2;
+		}
+	}
+	static profile_t p;
+	gh_err_t err = { 0 };
+	if (!pfile || (!port == !rtu) || profile_load_file(pfile, &p, &err)) {
+		fprintf(stderr, "usage: modbus_sim --profile FILE (--tcp PORT | --rtu DEVICE) [--unit N]%s%s\n",
+			err.message[0] ? ": " : "", err.message);
+		return 2;
+	}
+	prof = &p;
+	if (unit < 0)
+		unit = p.unit;
+	struct sigaction sa = { .sa_handler = on_sig };
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	int base = p.clear_base + p.inputs + 1;
+	if (base < p.coil_base + p.channels)
+		base = p.coil_base + p.channels;
+	map = modbus_mapping_new(base + 16, p.input_base + p.inputs + 16, p.reg_base + p.channels + 16,
+				 p.block_base + 32);
+	modbus_t *ctx = port ? modbus_new_tcp("127.0.0.1", port)
+			     : modbus_new_rtu(rtu, p.baud, p.parity, p.data, p.stop);
+	if (!ctx || !map) {
+		fprintf(stderr, "modbus_sim: cannot set up: %s\n", modbus_strerror(errno));
+		return 1;
+	}
+	modbus_set_slave(ctx, unit);
+	/* wake up now and then to notice signals and a quit */
+	modbus_set_indication_timeout(ctx, 0, 200000);
+	int listener = -1;
+	if (port) {
+		listener = modbus_tcp_listen(ctx, 4);
+		if (listener < 0) {
+			fprintf(stderr, "modbus_sim: cannot listen on %d: %s\n", port, modbus_strerror(errno));
+			return 1;
+		}
+	} else if (modbus_connect(ctx) == -1) {
+		fprintf(stderr, "modbus_sim: cannot open %s: %s\n", rtu, modbus_strerror(errno));
+		return 1;
+	}
+	printf("%ld ready %s\n", ms_now(), p.name);
+	fflush(stdout);
+
+	uint8_t q[MODBUS_TCP_MAX_ADU_LENGTH];
+	int hlen = modbus_get_header_length(ctx);
+	int client = -1;
+	while (!quit) {
+		if (port && client < 0) {
+			fd_set r;
+			FD_ZERO(&r);
+			FD_SET(listener, &r);
+			struct timeval tv = { 0, 200000 };
+			if (select(listener + 1, &r, NULL, NULL, &tv) <= 0)
+				continue;
+			client = modbus_tcp_accept(ctx, &listener);
+			if (client < 0)
+				continue;
+		}
+		int n = modbus_receive(ctx, q);
+		if (n == -1) {
+			if (port && errno != ETIMEDOUT && errno != EMBBADCRC && errno != EINTR) {
+				/* the gateway closed its connection: wait for the next */
+				modbus_close(ctx);
+				client = -1;
+			}
+			continue;
+		}
+		if (n == 0 || dead)
+			continue; /* not for this unit, or playing dead */
+		if (failing) {
+			modbus_reply_exception(ctx, q, MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
+			continue;
+		}
+		if (modbus_reply(ctx, q, n, map) >= 0)
+			after_write(q, hlen);
+	}
+	if (listener >= 0)
+		close(listener);
+	modbus_close(ctx);
+	modbus_free(ctx);
+	modbus_mapping_free(map);
+	return 0;
+}
