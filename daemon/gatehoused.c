@@ -142,6 +142,12 @@ static void on_effects(void *ctx, const access_result_t *r)
 		if (busmgr_pulse(a->bus, r->boards[i].board, r->boards[i].channel, 0) == BUS_UNKNOWN)
 			log_warn("main", "granted relay on board %s channel %d: no such board channel",
 				 r->boards[i].board, r->boards[i].channel);
+	/* the person's floors (a visitor's: the apartment's) on the lift */
+	if (r->nfloors || r->all_floors) {
+		const settings_t *set = settings_get(a->st);
+		busmgr_lift(a->bus, r->lift_building, (char (*)[8])r->floors, r->nfloors, r->all_floors,
+			    set ? set->lift_grant_s : 10);
+	}
 }
 
 /* the emergency door group: board relays held, device relays by command */

@@ -53,6 +53,7 @@ typedef struct bus {
 } bus_t;
 
 typedef struct chan {
+	char floor[8];     /* lift boards: the floor this button serves */
 	int on;            /* last state written successfully */
 	int want;          /* state asked for */
 	int hold;          /* emergency: stays on */
@@ -66,6 +67,7 @@ typedef struct board {
 	const profile_t *p;
 	bus_t *bus;
 	int unit;
+	char building[64]; /* lift boards: the building they serve */
 	int online;       /* -1 unknown, 0 offline, 1 online */
 	char last_error[128];
 	uint64_t next_probe_ms;
@@ -347,7 +349,8 @@ static void load(busmgr_t *m)
 {
 	const settings_t *set = settings_get(m->st);
 	m->default_hold_ms = set ? set->relay_hold_ms : 5000;
-	sqlite3_stmt *s = store_stmt(m->st, "SELECT id, profile, bus, unit, json_extract(data, '$.serial') FROM relay_boards ORDER BY id");
+	sqlite3_stmt *s = store_stmt(m->st, "SELECT id, profile, bus, unit, json_extract(data, '$.serial'), "
+					    "COALESCE(building, '') FROM relay_boards ORDER BY id");
 	while (s && sqlite3_step(s) == SQLITE_ROW) {
 		const profile_t *p = profile_find((const char *)sqlite3_column_text(s, 1));
 		if (!p || (p->kind != PROF_RELAY && p->kind != PROF_LIFT)) {
@@ -359,6 +362,7 @@ static void load(busmgr_t *m)
 		snprintf(bd->id, sizeof bd->id, "%s", (const char *)sqlite3_column_text(s, 0));
 		bd->p = p;
 		bd->unit = sqlite3_column_int(s, 3);
+		snprintf(bd->building, sizeof bd->building, "%s", (const char *)sqlite3_column_text(s, 5));
 		bd->online = -1;
 		bd->probe_ms = PROBE_MIN_MS;
 		json_t *serial = sqlite3_column_text(s, 4) ? json_loads((const char *)sqlite3_column_text(s, 4), 0, NULL) : NULL;
@@ -373,14 +377,18 @@ static void load(busmgr_t *m)
 	}
 	if (s)
 		sqlite3_reset(s);
-	/* per-channel hold times */
-	s = store_stmt(m->st, "SELECT board, channel, hold_ms FROM board_channels WHERE hold_ms IS NOT NULL");
+	/* per-channel hold times and lift floors */
+	s = store_stmt(m->st, "SELECT board, channel, hold_ms, floor FROM board_channels");
 	while (s && sqlite3_step(s) == SQLITE_ROW)
 		for (board_t *bd = m->boards; bd; bd = bd->next)
 			if (!strcmp(bd->id, (const char *)sqlite3_column_text(s, 0))) {
 				int c = sqlite3_column_int(s, 1);
-				if (c >= 1 && c <= MAX_CHANNELS)
-					bd->ch[c].hold_ms = sqlite3_column_int(s, 2);
+				if (c < 1 || c > MAX_CHANNELS)
+					continue;
+				bd->ch[c].hold_ms = sqlite3_column_int(s, 2);
+				if (sqlite3_column_text(s, 3))
+					snprintf(bd->ch[c].floor, sizeof bd->ch[c].floor, "%s",
+						 (const char *)sqlite3_column_text(s, 3));
 			}
 	if (s)
 		sqlite3_reset(s);
@@ -524,6 +532,24 @@ int busmgr_hold(busmgr_t *m, const char *board, int channel, int on)
 		enqueue(bd, channel, on, 0);
 	}
 	return bd->online == 0 ? BUS_OFFLINE : BUS_OK;
+}
+
+int busmgr_lift(busmgr_t *m, const char *building, char (*floors)[8], int nfloors, int all, int seconds)
+{
+	int n = 0;
+	for (board_t *bd = m ? m->boards : NULL; bd; bd = bd->next) {
+		if (bd->p->kind != PROF_LIFT || (building && *building && *bd->building &&
+						  strcmp(building, bd->building)))
+			continue;
+		for (int c = 1; c <= bd->p->channels && c <= MAX_CHANNELS; c++) {
+			int hit = all && bd->ch[c].floor[0];
+			for (int i = 0; !hit && i < nfloors; i++)
+				hit = bd->ch[c].floor[0] && !strcmp(bd->ch[c].floor, floors[i]);
+			if (hit && busmgr_pulse(m, bd->id, c, seconds * 1000) != BUS_UNKNOWN)
+				n++;
+		}
+	}
+	return n;
 }
 
 json_t *busmgr_status(busmgr_t *m)

@@ -30,6 +30,11 @@ enum { BUS_OK = 0, BUS_UNKNOWN = -1, BUS_OFFLINE = -2 };
 int busmgr_pulse(busmgr_t *m, const char *board, int channel, int hold_ms);
 /* Holds a channel on (emergency) or releases it (off). */
 int busmgr_hold(busmgr_t *m, const char *board, int channel, int on);
+/* Lift grant (MODBUS.md): switches on, for SECONDS, the floor buttons of
+ * the lift boards of BUILDING whose channels serve FLOORS (labels), or all
+ * of them with ALL; overlapping grants merge (each button stays on until
+ * the latest grant of it ends). Returns the number of buttons switched. */
+int busmgr_lift(busmgr_t *m, const char *building, char (*floors)[8], int nfloors, int all, int seconds);
 /* [{"id","online","last_error","bus"}] for the status document. */
 json_t *busmgr_status(busmgr_t *m);
 

@@ -59,15 +59,17 @@ class Sim:
 
     def __init__(self, profile, *where):
         self.writes = []
-        self.proc = subprocess.Popen([os.path.join(ROOT, BUILD, "sim", "modbus_sim"), "--profile",
-                                      os.path.join(ROOT, "drivers", "profiles", profile + ".ini")] + list(where),
+        path = profile if profile.startswith("../") else os.path.join(ROOT, "drivers", "profiles", profile + ".ini")
+        if profile.startswith("../"):
+            path = profile[len("../../"):] + ".ini"
+        self.proc = subprocess.Popen([os.path.join(ROOT, BUILD, "sim", "modbus_sim"), "--profile", path] + list(where),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
         self.ready.wait(5)
 
     def _read(self):
-        for line in self.proc.stdout:
+        for line in self.proc.stdout:  # noqa
             f = line.split()
             if len(f) >= 2 and f[1] == "ready":
                 self.ready.set()
@@ -117,19 +119,27 @@ try:
     socat = subprocess.Popen(["socat", "pty,raw,echo=0,link=%s/ttyGW" % T, "pty,raw,echo=0,link=%s/ttyBOARD" % T],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait(lambda: os.path.exists(T + "/ttyGW") and os.path.exists(T + "/ttyBOARD"))
-    hf_port = free_port()
+    # the shipped profiles plus one more: a new board model is a new file
+    shutil.copytree(os.path.join(ROOT, "drivers", "profiles"), T + "/profiles")
+    with open(T + "/profiles/ACME-2R.ini", "w") as f:
+        f.write("[profile]\nname = ACME-2R\nkind = relay\nchannels = 2\ntransports = tcp\n"
+                "[relay]\nwrite = coil\ncoil_base = 10\n")
+    hf_port, lift_port, acme_port = free_port(), free_port(), free_port()
     hf = Sim("HF-8000", "--tcp", str(hf_port))
     mk = Sim("MK485-G2R-8J8C", "--rtu", T + "/ttyBOARD")
-    sims += [hf, mk]
+    lift = Sim("LIFT-16", "--tcp", str(lift_port))
+    acme = Sim("../../" + T + "/profiles/ACME-2R", "--tcp", str(acme_port))
+    sims += [hf, mk, lift, acme]
     print("== bus: simulators up")
     ok("HF-8000 over Modbus TCP and MK485 over RTU (socat pty) are ready", hf.ready.is_set() and mk.ready.is_set())
+    ok("a lift controller and a board from an added profile file are ready", lift.ready.is_set() and acme.ready.is_set())
 
     CONF = os.path.join(T, "gh.conf")
     with open(CONF, "w") as f:
-        f.write("[site]\nid = bus-test\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = %s/drivers/profiles\n"
+        f.write("[site]\nid = bus-test\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = %s/profiles\n"
                 "[daemon]\ncontrol_socket = ctl.sock\nlog_level = debug\n[mqtt]\nport = %d\n"
-                % (ROOT, free_port()))
-    put("settings", {"timezone": "Europe/Vienna", "relay_hold_ms": 600,
+                % (T, free_port()))
+    put("settings", {"timezone": "Europe/Vienna", "relay_hold_ms": 600, "lift_grant_s": 1,
                      "emergency": {"auto_unlock": True, "doors": "all", "notify": True}})
     put("building", {"id": "b1", "name": "Block A"})
     put("apartment", {"id": "a1", "building": "b1", "apt": "101"})
@@ -138,14 +148,26 @@ try:
                                      {"channel": 2, "name": "Side door", "function": "door"}]})
     put("relay_board", {"id": "mk", "profile": "MK485-G2R-8J8C", "mode": "rs485", "bus": T + "/ttyGW",
                         "channels": [{"channel": 3, "name": "Bike room", "function": "door", "hold_ms": 400}]})
+    put("relay_board", {"id": "lift", "profile": "LIFT-16", "mode": "ethernet", "bus": "127.0.0.1:%d" % lift_port,
+                        "building": "b1", "channels": [{"channel": c, "floor": f} for c, f in
+                                                       ((1, "G0"), (2, "1"), (3, "2"), (4, "3"), (5, "-1"))]})
+    r = put("relay_board", {"id": "acme", "profile": "ACME-2R", "mode": "ethernet", "bus": "127.0.0.1:%d" % acme_port,
+                            "channels": [{"channel": 2, "name": "Cellar", "function": "door"}]})
+    ok("the validator knows the added profile", r.returncode == 0, r.stderr)
+    r = put("relay_board", {"id": "acme3", "profile": "ACME-2R", "mode": "ethernet", "bus": "127.0.0.1:1",
+                            "channels": [{"channel": 3}]})
+    ok("and its channel count", r.returncode != 0 and "channel" in r.stderr, r.stderr)
     put("mac", {"id": DP})
     put("device", {"id": DP, "type": 0, "name": "Entrance", "area": "building", "building": "b1",
                    "relays": [{"n": 1, "name": "Side door", "board": {"board": "hf", "channel": 2}}]})
-    put("person", {"id": "p1", "kind": "resident", "apartment": "a1", "first_name": "Anna"})
+    put("person", {"id": "p1", "kind": "resident", "apartment": "a1", "first_name": "Anna", "floors": ["3", "G0"]})
+    put("person", {"id": "p2", "kind": "resident", "apartment": "a1", "first_name": "Ben", "floors": ["2", "3"]})
+    put("credential", {"id": "c3", "person": "p2", "type": "pin", "code": "2345"})
     put("credential", {"id": "c1", "person": "p1", "type": "pin", "code": "1234"})
     put("credential", {"id": "c2", "person": "p1", "type": "rf", "code": "CAFE"})
     put("access_group", {"id": "g1", "name": "Block A", "building": "b1",
-                         "relays": [{"device": DP, "relay": 1}, {"board": "mk", "channel": 3}]})
+                         "relays": [{"device": DP, "relay": 1}, {"board": "mk", "channel": 3},
+                                    {"board": "acme", "channel": 2}]})
 
     print("== bus: start and idle state")
     daemon = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", CONF],
@@ -154,8 +176,8 @@ try:
     ok("every HF-8000 relay is driven off at start (register off value)",
        wait(lambda: all(512 in hf.values(a) for a in range(4))), hf.writes)
     ok("every MK485 relay is driven off at start (coils)", wait(lambda: all(0 in mk.values(a) for a in range(8))), mk.writes)
-    ok("both boards show online", wait(lambda: all(b["online"] for b in status().get("boards", [])) and
-                                       len(status()["boards"]) == 2), status().get("boards"))
+    ok("every board shows online", wait(lambda: all(b["online"] for b in status().get("boards", [])) and
+                                       len(status()["boards"]) == 4), status().get("boards"))
 
     print("== bus: a granted PIN opens the board relay wired to the door phone")
     n0 = len(hf.writes)
@@ -188,6 +210,29 @@ try:
     r = gh("access", "check", "--board", "mk", "--relay", "3", "--method", "rf", "--code", "NOPE")
     ok("an unknown card switches nothing", '"granted": false' in r.stdout and
        [v for (_, k, a, v) in mk.writes[m0:] if a == 2] == [1, 0], r.stdout)
+
+    print("== bus: lifts")
+    time.sleep(1.3)  # the grants above switched floors too: let them end
+    l0 = len(lift.writes)
+    gh("access", "check", "--device", DP, "--method", "pin", "--code", "1234")
+    ok("a granted resident's floors are switched on (3 and G0 -> buttons 4 and 1)",
+       wait(lambda: sorted(a for (_, k, a, v) in lift.writes[l0:] if v == 1) == [0, 3], 5), lift.writes[l0:])
+    ok("and off after the lift grant time",
+       wait(lambda: sorted(a for (_, k, a, v) in lift.writes[l0:] if v == 0) == [0, 3], 5), lift.writes[l0:])
+    l0 = len(lift.writes)
+    gh("access", "check", "--device", DP, "--method", "pin", "--code", "1234")
+    wait(lambda: len([1 for (_, k, a, v) in lift.writes[l0:] if v == 1]) == 2)
+    time.sleep(0.5)
+    gh("access", "check", "--device", DP, "--method", "pin", "--code", "2345")
+    ok("overlapping grants merge: floor 3 is switched on once and off once",
+       wait(lambda: [v for (_, k, a, v) in lift.writes[l0:] if a == 3] == [1, 0], 5)
+       and [v for (_, k, a, v) in lift.writes[l0:] if a == 2] == [1, 0], lift.writes[l0:])
+
+    print("== bus: a board from an added profile file")
+    a0 = len(acme.writes)
+    r = gh("access", "check", "--board", "acme", "--relay", "2", "--method", "pin", "--code", "1234")
+    ok("it opens with the access style its file names (coil at base 10)",
+       wait(lambda: [v for (_, k, a, v) in acme.writes[a0:] if a == 11] == [1, 0], 5), acme.writes[a0:])
 
     print("== bus: a dead board, the other bus unaffected, recovery")
     hf.signal(signal.SIGUSR1)  # stops answering
