@@ -165,6 +165,111 @@ static void on_emergency(void *ctx, int on, const json_t *targets)
 		mqttlink_emergency_devices(a->mqtt, on, targets);
 }
 
+static int col_int(sqlite3_stmt *s, int i) { return sqlite3_column_int(s, i); }
+
+static const char *col_txt(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? (const char *)t : "";
+}
+
+/* Parking (MODBUS.md readers): a UHF tag or plate read at a lot's reader
+ * is decided at the lot's entry or exit barrier; a full lot refuses entry;
+ * vehicles inside and every stay are kept. */
+static void on_reader(void *ctx, const char *board, const char *lot, int dir, const char *method,
+		      const char *code)
+{
+	app_t *a = ctx;
+	gh_err_t err = { 0 };
+	if (!*lot) {
+		log_warn("main", "read %s on reader %s: the reader belongs to no parking lot", code, board);
+		return;
+	}
+	sqlite3_stmt *s = store_stmt(a->st,
+		"SELECT capacity, json_extract(data, '$.entry.board'), json_extract(data, '$.entry.channel'), "
+		"json_extract(data, '$.exit.board'), json_extract(data, '$.exit.channel'), "
+		"(SELECT json_extract(r.value, '$.direction') FROM json_each(data, '$.readers') r "
+		" WHERE json_extract(r.value, '$.board') = ?2), "
+		"(SELECT count(*) FROM lot_vehicles v WHERE v.lot = ?1) FROM parking_lots WHERE id = ?1");
+	if (!s || engine_pass_begin(a->en, &err))
+		return;
+	sqlite3_bind_text(s, 1, lot, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, board, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		log_warn("main", "read %s on reader %s: no parking lot %s", code, board, lot);
+		return;
+	}
+	int capacity = col_int(s, 0), inside = col_int(s, 6);
+	if (dir == 0) /* the reader does not know: the lot's configuration does */
+		dir = !strcmp(col_txt(s, 5), "exit") ? 2 : 1;
+	char barrier[64];
+	snprintf(barrier, sizeof barrier, "%s", col_txt(s, dir == 2 ? 3 : 1));
+	int channel = col_int(s, dir == 2 ? 4 : 2);
+	sqlite3_reset(s);
+	if (!*barrier) {
+		log_warn("main", "lot %s has no %s barrier", lot, dir == 2 ? "exit" : "entry");
+		return;
+	}
+	if (dir == 1 && capacity > 0 && inside >= capacity) {
+		log_warn("main", "lot %s full (%d/%d): entry refused to %s", lot, inside, capacity, code);
+		s = store_stmt(a->st, "INSERT INTO door_logs(ts, type, board, channel, method, code, result, reason) "
+				      "VALUES (?, 'door_release', ?, ?, ?, ?, 'failed', 'lot_full')");
+		if (s) {
+			sqlite3_bind_int64(s, 1, gh_now());
+			sqlite3_bind_text(s, 2, barrier, -1, SQLITE_STATIC);
+			sqlite3_bind_int(s, 3, channel);
+			sqlite3_bind_text(s, 4, method, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 5, code, -1, SQLITE_STATIC);
+			sqlite3_step(s);
+			sqlite3_reset(s);
+		}
+		return;
+	}
+	access_req_t q = { .board = barrier, .relay = channel, .method = method, .code = code };
+	access_result_t r;
+	if (engine_decide(a->en, &q, &r, &err)) {
+		log_warn("main", "read %s at lot %s: %s", code, lot, err.message);
+		return;
+	}
+	log_info("main", "lot %s %s %s: %s%s", lot, dir == 2 ? "exit" : "entry", code,
+		 r.granted ? "open" : "refused ", r.granted ? "" : engine_reason_name(r.reason));
+	if (!r.granted)
+		return;
+	if (dir == 1) {
+		s = store_stmt(a->st, "INSERT INTO lot_vehicles(lot, code, person, entered_at) VALUES (?, ?, "
+				      "NULLIF(?, ''), ?) ON CONFLICT(lot, code) DO UPDATE SET entered_at = excluded.entered_at");
+		if (s) {
+			sqlite3_bind_text(s, 1, lot, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, code, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 3, r.person, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 4, gh_now());
+			sqlite3_step(s);
+			sqlite3_reset(s);
+		}
+		return;
+	}
+	/* exit: the stay, with its duration */
+	s = store_stmt(a->st, "INSERT INTO parking_logs(lot, code, person, entered_at, exited_at, duration) "
+			      "SELECT ?1, ?2, NULLIF(?3, ''), (SELECT entered_at FROM lot_vehicles WHERE lot = ?1 AND code = ?2), "
+			      "?4, ?4 - (SELECT entered_at FROM lot_vehicles WHERE lot = ?1 AND code = ?2)");
+	if (s) {
+		sqlite3_bind_text(s, 1, lot, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, code, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, r.person, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, gh_now());
+		sqlite3_step(s);
+		sqlite3_reset(s);
+	}
+	s = store_stmt(a->st, "DELETE FROM lot_vehicles WHERE lot = ? AND code = ?");
+	if (s) {
+		sqlite3_bind_text(s, 1, lot, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, code, -1, SQLITE_STATIC);
+		sqlite3_step(s);
+		sqlite3_reset(s);
+	}
+}
+
 static void on_housekeeping(uv_timer_t *t)
 {
 	app_t *a = t->data;
@@ -264,6 +369,7 @@ int main(int argc, char **argv)
 	a.mqtt = mqttlink_start(a.loop, &mc, a.st, a.en);
 	a.bus = busmgr_start(a.loop, a.st);
 	ctl_set_bus(a.ctl, a.bus);
+	busmgr_set_reader_cb(a.bus, on_reader, &a);
 	engine_set_effects(a.en, on_effects, &a);
 	engine_set_emergency_hook(a.en, on_emergency, &a);
 	ctl_set_mqtt(a.ctl, a.mqtt);

@@ -29,6 +29,8 @@ typedef struct req {
 	int channel;    /* 0 for a probe */
 	int on;
 	int is_probe;
+	int is_poll;    /* reader block read */
+	uint16_t regs[19];
 	uint64_t gen;   /* channel generation when queued */
 	int ok;
 	char err[128];
@@ -68,6 +70,10 @@ typedef struct board {
 	bus_t *bus;
 	int unit;
 	char building[64]; /* lift boards: the building they serve */
+	char lot[64];      /* readers: their parking lot */
+	int is_reader, poll_pending, have_seq;
+	uint16_t last_seq;
+	uint64_t next_poll_ms;
 	int online;       /* -1 unknown, 0 offline, 1 online */
 	char last_error[128];
 	uint64_t next_probe_ms;
@@ -84,7 +90,17 @@ struct busmgr {
 	unsigned gen;
 	char signature[64]; /* of the relay boards' rows: reload only when they change */
 	int default_hold_ms;
+	bus_read_fn on_read;
+	void *read_ctx;
 };
+
+void busmgr_set_reader_cb(busmgr_t *m, bus_read_fn fn, void *ctx)
+{
+	if (m) {
+		m->on_read = fn;
+		m->read_ctx = ctx;
+	}
+}
 
 static void boards_signature(store_t *st, char *out, size_t len)
 {
@@ -134,7 +150,9 @@ static void execute(bus_t *b, modbus_t **ctx, req_t *r)
 			continue;
 		modbus_set_slave(*ctx, r->board->unit);
 		int rc;
-		if (r->is_probe) {
+		if (r->is_poll) {
+			rc = modbus_read_input_registers(*ctx, p->block_base, 19, r->regs);
+		} else if (r->is_probe) {
 			uint8_t bit;
 			uint16_t reg;
 			rc = p->read == PROF_W_REGISTER ? modbus_read_registers(*ctx, p->reg_base, 1, &reg)
@@ -202,7 +220,8 @@ static void enqueue(board_t *bd, int channel, int on, int probe)
 	r->board = bd;
 	r->channel = channel;
 	r->on = on;
-	r->is_probe = probe;
+	r->is_probe = probe == 1;
+	r->is_poll = probe == 2;
 	bus_t *b = bd->bus;
 	pthread_mutex_lock(&b->mu);
 	if (b->todo_tail)
@@ -251,6 +270,43 @@ static void set_online(board_t *bd, int online, const char *err)
 	bd->probe_ms = bd->probe_ms * 2 > PROBE_MAX_MS ? PROBE_MAX_MS : bd->probe_ms * 2;
 }
 
+/* A polled reader block: a moved sequence number is a new read. */
+static void reader_block(busmgr_t *m, board_t *bd, const uint16_t *regs)
+{
+	uint16_t seq = regs[0];
+	if (!bd->have_seq) {
+		/* what the reader held before we looked is history, not a read */
+		bd->have_seq = 1;
+		bd->last_seq = seq;
+		return;
+	}
+	if (seq == bd->last_seq)
+		return;
+	uint16_t moved = (uint16_t)(seq - bd->last_seq);
+	if (moved > 1)
+		log_warn("bus", "reader %s: %u reads missed between two polls", bd->id, (unsigned)(moved - 1));
+	bd->last_seq = seq;
+	char code[33];
+	size_t len = regs[2] > 32 ? 32 : regs[2];
+	for (size_t i = 0; i < len; i++)
+		code[i] = (char)(i % 2 ? regs[3 + i / 2] & 0xff : regs[3 + i / 2] >> 8);
+	code[len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)code[i] < 0x20 || (unsigned char)code[i] > 0x7e) {
+			log_warn("bus", "reader %s: a read with unprintable bytes dropped", bd->id);
+			return;
+		}
+	if (!len) {
+		log_warn("bus", "reader %s: an empty read dropped", bd->id);
+		return;
+	}
+	int dir = regs[1] <= 2 ? regs[1] : 0;
+	log_info("bus", "reader %s: %s %s (%s)", bd->id, bd->p->kind == PROF_UHF ? "tag" : "plate", code,
+		 dir == 1 ? "entry" : dir == 2 ? "exit" : "direction unknown");
+	if (m->on_read)
+		m->on_read(m->read_ctx, bd->id, bd->lot, dir, bd->p->kind == PROF_UHF ? "uhf" : "plate", code);
+}
+
 static void on_results(uv_async_t *a)
 {
 	bus_t *b = a->data;
@@ -269,10 +325,14 @@ static void on_results(uv_async_t *a)
 	for (r = rev; r; r = rev) {
 		rev = r->next;
 		board_t *bd = r->board;
+		if (r->is_poll)
+			bd->poll_pending = 0;
 		if (r->ok) {
 			set_online(bd, 1, NULL);
 			if (r->channel)
 				bd->ch[r->channel].on = r->on;
+			if (r->is_poll)
+				reader_block(b->mgr, bd, r->regs);
 		} else {
 			int was_online = bd->online != 0;
 			set_online(bd, 0, r->err);
@@ -290,6 +350,15 @@ static void on_tick(uv_timer_t *t)
 	busmgr_t *m = t->data;
 	uint64_t now = gh_mono_ms();
 	for (board_t *bd = m->boards; bd; bd = bd->next) {
+		if (bd->is_reader) {
+			/* one poll in flight at a time; offline readers at the probe pace */
+			if (!bd->poll_pending && now >= bd->next_poll_ms) {
+				bd->poll_pending = 1;
+				bd->next_poll_ms = now + (bd->online == 0 ? bd->probe_ms : (unsigned)bd->p->poll_ms);
+				enqueue(bd, 0, 0, 2);
+			}
+			continue;
+		}
 		for (int c = 1; c <= bd->p->channels && c <= MAX_CHANNELS; c++) {
 			chan_t *ch = &bd->ch[c];
 			if (ch->want && !ch->hold && ch->off_at && now >= ch->off_at) {
@@ -350,12 +419,11 @@ static void load(busmgr_t *m)
 	const settings_t *set = settings_get(m->st);
 	m->default_hold_ms = set ? set->relay_hold_ms : 5000;
 	sqlite3_stmt *s = store_stmt(m->st, "SELECT id, profile, bus, unit, json_extract(data, '$.serial'), "
-					    "COALESCE(building, '') FROM relay_boards ORDER BY id");
+					    "COALESCE(building, ''), COALESCE(lot, '') FROM relay_boards ORDER BY id");
 	while (s && sqlite3_step(s) == SQLITE_ROW) {
 		const profile_t *p = profile_find((const char *)sqlite3_column_text(s, 1));
-		if (!p || (p->kind != PROF_RELAY && p->kind != PROF_LIFT)) {
-			continue; /* readers are polled by their own driver */
-		}
+		if (!p)
+			continue;
 		board_t *bd = calloc(1, sizeof *bd);
 		if (!bd)
 			break;
@@ -363,6 +431,8 @@ static void load(busmgr_t *m)
 		bd->p = p;
 		bd->unit = sqlite3_column_int(s, 3);
 		snprintf(bd->building, sizeof bd->building, "%s", (const char *)sqlite3_column_text(s, 5));
+		snprintf(bd->lot, sizeof bd->lot, "%s", (const char *)sqlite3_column_text(s, 6));
+		bd->is_reader = p->kind == PROF_UHF || p->kind == PROF_LPR;
 		bd->online = -1;
 		bd->probe_ms = PROBE_MIN_MS;
 		json_t *serial = sqlite3_column_text(s, 4) ? json_loads((const char *)sqlite3_column_text(s, 4), 0, NULL) : NULL;

@@ -35,6 +35,13 @@ int busmgr_hold(busmgr_t *m, const char *board, int channel, int on);
  * of them with ALL; overlapping grants merge (each button stays on until
  * the latest grant of it ends). Returns the number of buttons switched. */
 int busmgr_lift(busmgr_t *m, const char *building, char (*floors)[8], int nfloors, int all, int seconds);
+/* A UHF tag or licence plate read by a reader board (MODBUS.md reader
+ * block): METHOD "uhf" or "plate", DIRECTION 0 unknown / 1 entry / 2 exit,
+ * LOT the reader board's parking lot ("" if none). */
+typedef void (*bus_read_fn)(void *ctx, const char *board, const char *lot, int direction,
+			    const char *method, const char *code);
+void busmgr_set_reader_cb(busmgr_t *m, bus_read_fn fn, void *ctx);
+
 /* [{"id","online","last_error","bus"}] for the status document. */
 json_t *busmgr_status(busmgr_t *m);
 

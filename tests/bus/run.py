@@ -63,7 +63,8 @@ class Sim:
         if profile.startswith("../"):
             path = profile[len("../../"):] + ".ini"
         self.proc = subprocess.Popen([os.path.join(ROOT, BUILD, "sim", "modbus_sim"), "--profile", path] + list(where),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
         self.ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
         self.ready.wait(5)
@@ -73,8 +74,12 @@ class Sim:
             f = line.split()
             if len(f) >= 2 and f[1] == "ready":
                 self.ready.set()
-            elif len(f) == 4:
+            elif len(f) == 4 and f[1] in ("coil", "reg"):
                 self.writes.append((int(f[0]), f[1], int(f[2]), int(f[3])))
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -124,7 +129,9 @@ try:
     with open(T + "/profiles/ACME-2R.ini", "w") as f:
         f.write("[profile]\nname = ACME-2R\nkind = relay\nchannels = 2\ntransports = tcp\n"
                 "[relay]\nwrite = coil\ncoil_base = 10\n")
-    hf_port, lift_port, acme_port = free_port(), free_port(), free_port()
+    hf_port, lift_port, acme_port, uhf_port = free_port(), free_port(), free_port(), free_port()
+    uhf = Sim("UHF-READER", "--tcp", str(uhf_port))
+    sims.append(uhf)
     hf = Sim("HF-8000", "--tcp", str(hf_port))
     mk = Sim("MK485-G2R-8J8C", "--rtu", T + "/ttyBOARD")
     lift = Sim("LIFT-16", "--tcp", str(lift_port))
@@ -157,17 +164,24 @@ try:
     r = put("relay_board", {"id": "acme3", "profile": "ACME-2R", "mode": "ethernet", "bus": "127.0.0.1:1",
                             "channels": [{"channel": 3}]})
     ok("and its channel count", r.returncode != 0 and "channel" in r.stderr, r.stderr)
+    put("relay_board", {"id": "uhf1", "profile": "UHF-READER", "mode": "ethernet", "bus": "127.0.0.1:%d" % uhf_port,
+                        "lot": "lot1"})
+    put("parking_lot", {"id": "lot1", "name": "Garage", "capacity": 1, "entry": {"board": "hf", "channel": 1},
+                        "exit": {"board": "hf", "channel": 3}, "readers": [{"board": "uhf1", "direction": "entry"}]})
     put("mac", {"id": DP})
     put("device", {"id": DP, "type": 0, "name": "Entrance", "area": "building", "building": "b1",
                    "relays": [{"n": 1, "name": "Side door", "board": {"board": "hf", "channel": 2}}]})
     put("person", {"id": "p1", "kind": "resident", "apartment": "a1", "first_name": "Anna", "floors": ["3", "G0"]})
     put("person", {"id": "p2", "kind": "resident", "apartment": "a1", "first_name": "Ben", "floors": ["2", "3"]})
     put("credential", {"id": "c3", "person": "p2", "type": "pin", "code": "2345"})
+    put("credential", {"id": "c4", "person": "p1", "type": "uhf", "code": "E200AA11"})
+    put("credential", {"id": "c5", "person": "p2", "type": "uhf", "code": "E200BB22"})
     put("credential", {"id": "c1", "person": "p1", "type": "pin", "code": "1234"})
     put("credential", {"id": "c2", "person": "p1", "type": "rf", "code": "CAFE"})
     put("access_group", {"id": "g1", "name": "Block A", "building": "b1",
                          "relays": [{"device": DP, "relay": 1}, {"board": "mk", "channel": 3},
-                                    {"board": "acme", "channel": 2}]})
+                                    {"board": "acme", "channel": 2}, {"board": "hf", "channel": 1},
+                                    {"board": "hf", "channel": 3}]})
 
     print("== bus: start and idle state")
     daemon = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", CONF],
@@ -177,7 +191,7 @@ try:
        wait(lambda: all(512 in hf.values(a) for a in range(4))), hf.writes)
     ok("every MK485 relay is driven off at start (coils)", wait(lambda: all(0 in mk.values(a) for a in range(8))), mk.writes)
     ok("every board shows online", wait(lambda: all(b["online"] for b in status().get("boards", [])) and
-                                       len(status()["boards"]) == 4), status().get("boards"))
+                                       len(status()["boards"]) == 5), status().get("boards"))
 
     print("== bus: a granted PIN opens the board relay wired to the door phone")
     n0 = len(hf.writes)
@@ -234,14 +248,45 @@ try:
     ok("it opens with the access style its file names (coil at base 10)",
        wait(lambda: [v for (_, k, a, v) in acme.writes[a0:] if a == 11] == [1, 0], 5), acme.writes[a0:])
 
+    print("== bus: parking: a UHF reader, barriers, capacity")
+    time.sleep(0.5)  # the reader's first poll sets the baseline
+    n0 = len(hf.writes)
+    uhf.send("read 1 E200AA11")
+    ok("a known tag at the entry opens the entry barrier",
+       wait(lambda: [v for (_, k, a, v) in hf.writes[n0:] if a == 0] == [256, 512], 5), hf.writes[n0:])
+    ok("the vehicle is inside", wait(lambda: db("SELECT code, person FROM lot_vehicles WHERE lot='lot1'") == [("E200AA11", "p1")]))
+    n0 = len(hf.writes)
+    uhf.send("read 1 E200BB22")
+    ok("a full lot refuses entry, logged",
+       wait(lambda: db("SELECT count(*) FROM door_logs WHERE reason='lot_full' AND code='E200BB22'") == [(1,)], 5)
+       and [v for (_, k, a, v) in hf.writes[n0:] if a == 0] == [], hf.writes[n0:])
+    uhf.send("read 2 E200AA11")
+    ok("the exit barrier opens on the way out",
+       wait(lambda: [v for (_, k, a, v) in hf.writes[n0:] if a == 2] == [256, 512], 5), hf.writes[n0:])
+    ok("and the stay is kept with its duration",
+       wait(lambda: db("SELECT code, duration >= 0 FROM parking_logs") == [("E200AA11", 1)]) and
+       db("SELECT count(*) FROM lot_vehicles") == [(0,)])
+    uhf.send("read 1 DEADBEEF")
+    ok("an unknown tag opens nothing and is logged",
+       wait(lambda: db("SELECT count(*) FROM door_logs WHERE code='DEADBEEF' AND result='failed' AND "
+                       "reason='unknown_credential'") == [(1,)], 5))
+    uhf.send("skip 3")
+    uhf.send("read 1 E200BB22")
+    ok("reads missed between two polls are logged",
+       wait(lambda: "3 reads missed" in open(T + "/daemon.log").read(), 5))
+    ok("and the read after them still counts",
+       wait(lambda: db("SELECT code FROM lot_vehicles") == [("E200BB22",)], 5))
+
     print("== bus: a dead board, the other bus unaffected, recovery")
     hf.signal(signal.SIGUSR1)  # stops answering
     m0, n0 = len(mk.writes), len(hf.writes)
+    last_log = db("SELECT COALESCE(max(id), 0) FROM door_logs")[0][0]
     gh("access", "check", "--device", DP, "--method", "pin", "--code", "1234")
     gh("access", "check", "--board", "mk", "--relay", "3", "--method", "rf", "--code", "CAFE")
     ok("the RTU board opens while the TCP board times out",
        wait(lambda: 1 in [v for (_, k, a, v) in mk.writes[m0:] if a == 2], 3)
-       and db("SELECT count(*) FROM door_logs WHERE board = 'hf' AND result IN ('failed','offline')")[0][0] == 0,
+       and db("SELECT count(*) FROM door_logs WHERE board = 'hf' AND result IN ('failed','offline') AND id > ?",
+              last_log)[0][0] == 0,
        mk.writes[m0:])
     ok("the failed open is in the door log with its error",
        wait(lambda: db("SELECT count(*) FROM door_logs WHERE board = 'hf' AND channel = 2 AND result IN "

@@ -8,7 +8,10 @@
  *   "<ms> coil <addr> <0|1>" or "<ms> reg <addr> <value>"
  * Faults, switched by signals: SIGUSR1 toggles "dead" (requests are read
  * and never answered: timeouts), SIGUSR2 toggles "exception" (every
- * request gets a slave-device-failure exception). SIGTERM ends it. */
+ * request gets a slave-device-failure exception). SIGTERM ends it.
+ * Reader profiles (UHF, LPR) take reads on stdin, one per line:
+ *   "read DIRECTION CODE"   (DIRECTION 0 unknown, 1 entry, 2 exit)
+ *   "skip N"                (N reads happen that nobody polls: missed) */
 #include <errno.h>
 #include <getopt.h>
 #include <modbus.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +66,31 @@ static void after_write(const uint8_t *req, int hlen)
 				map->tab_registers[addr] = prof->read_off;
 		}
 	}
+	fflush(stdout);
+}
+
+/* a tag or plate read into the reader block (MODBUS.md) */
+static void reader_input(void)
+{
+	char line[128], code[64];
+	int dir, n;
+	if (!fgets(line, sizeof line, stdin))
+		return;
+	uint16_t *r = map->tab_input_registers + prof->block_base;
+	if (sscanf(line, "skip %d", &n) == 1) {
+		r[0] = (uint16_t)(r[0] + n);
+		return;
+	}
+	if (sscanf(line, "read %d %63s", &dir, code) != 2)
+		return;
+	size_t len = strlen(code);
+	memset(r + 1, 0, 18 * sizeof *r);
+	r[1] = (uint16_t)dir;
+	r[2] = (uint16_t)len;
+	for (size_t i = 0; i < len && i < 32; i++)
+		r[3 + i / 2] |= (uint16_t)((unsigned char)code[i] << (i % 2 ? 0 : 8));
+	r[0] = (uint16_t)(r[0] + 1); /* the sequence moves last */
+	printf("%ld tag %d %s\n", ms_now(), dir, code);
 	fflush(stdout);
 }
 
@@ -130,7 +159,12 @@ int main(int argc, char **argv)
 	uint8_t q[MODBUS_TCP_MAX_ADU_LENGTH];
 	int hlen = modbus_get_header_length(ctx);
 	int client = -1;
+	int reader = p.kind == PROF_UHF || p.kind == PROF_LPR;
+	setvbuf(stdin, NULL, _IONBF, 0); /* poll() on fd 0 must see every line */
 	while (!quit) {
+		struct pollfd in = { .fd = 0, .events = POLLIN };
+		while (reader && poll(&in, 1, 0) > 0 && (in.revents & POLLIN))
+			reader_input(); /* every line that is there, before the next request */
 		if (port && client < 0) {
 			fd_set r;
 			FD_ZERO(&r);
