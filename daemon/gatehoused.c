@@ -270,6 +270,27 @@ static void on_reader(void *ctx, const char *board, const char *lot, int dir, co
 	}
 }
 
+/* A door contact on a board input: a door log (open / close). */
+static void on_input(void *ctx, const char *board, int input, int level, int latched)
+{
+	app_t *a = ctx;
+	if (engine_pass_begin(a->en, NULL))
+		return;
+	sqlite3_stmt *s = store_stmt(a->st, "INSERT INTO door_logs(ts, type, board, channel, result, reason) "
+					    "VALUES (?, ?, ?, ?, 'success', ?)");
+	if (!s)
+		return;
+	sqlite3_bind_int64(s, 1, gh_now());
+	sqlite3_bind_text(s, 2, level ? "door_open" : "door_close", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, board, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, input);
+	sqlite3_bind_text(s, 5, latched ? "input edge (latched)" : "input level", -1, SQLITE_STATIC);
+	sqlite3_step(s);
+	sqlite3_reset(s);
+	log_info("main", "board %s input %d: %s%s", board, input, level ? "open" : "closed",
+		 latched ? " (latched edge)" : "");
+}
+
 static void on_housekeeping(uv_timer_t *t)
 {
 	app_t *a = t->data;
@@ -370,6 +391,7 @@ int main(int argc, char **argv)
 	a.bus = busmgr_start(a.loop, a.st);
 	ctl_set_bus(a.ctl, a.bus);
 	busmgr_set_reader_cb(a.bus, on_reader, &a);
+	busmgr_set_input_cb(a.bus, on_input, &a);
 	engine_set_effects(a.en, on_effects, &a);
 	engine_set_emergency_hook(a.en, on_emergency, &a);
 	ctl_set_mqtt(a.ctl, a.mqtt);

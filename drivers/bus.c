@@ -30,7 +30,10 @@ typedef struct req {
 	int on;
 	int is_probe;
 	int is_poll;    /* reader block read */
+	int is_inputs;  /* discrete inputs read */
+	int clear_input; /* latched input to clear (1..n), by its clear coil */
 	uint16_t regs[19];
+	uint8_t bits[64];
 	uint64_t gen;   /* channel generation when queued */
 	int ok;
 	char err[128];
@@ -72,6 +75,9 @@ typedef struct board {
 	char building[64]; /* lift boards: the building they serve */
 	char lot[64];      /* readers: their parking lot */
 	int is_reader, poll_pending, have_seq;
+	int input_mode;    /* 0 none, 1 levels, 2 latched edges */
+	int have_levels;
+	uint8_t levels[64], clearing[64];
 	uint16_t last_seq;
 	uint64_t next_poll_ms;
 	int online;       /* -1 unknown, 0 offline, 1 online */
@@ -92,7 +98,17 @@ struct busmgr {
 	int default_hold_ms;
 	bus_read_fn on_read;
 	void *read_ctx;
+	bus_input_fn on_input;
+	void *input_ctx;
 };
+
+void busmgr_set_input_cb(busmgr_t *m, bus_input_fn fn, void *ctx)
+{
+	if (m) {
+		m->on_input = fn;
+		m->input_ctx = ctx;
+	}
+}
 
 void busmgr_set_reader_cb(busmgr_t *m, bus_read_fn fn, void *ctx)
 {
@@ -150,7 +166,11 @@ static void execute(bus_t *b, modbus_t **ctx, req_t *r)
 			continue;
 		modbus_set_slave(*ctx, r->board->unit);
 		int rc;
-		if (r->is_poll) {
+		if (r->is_inputs) {
+			rc = modbus_read_input_bits(*ctx, p->input_base, p->inputs > 64 ? 64 : p->inputs, r->bits);
+		} else if (r->clear_input) {
+			rc = modbus_write_bit(*ctx, p->clear_base + r->clear_input - 1, TRUE);
+		} else if (r->is_poll) {
 			rc = modbus_read_input_registers(*ctx, p->block_base, 19, r->regs);
 		} else if (r->is_probe) {
 			uint8_t bit;
@@ -222,6 +242,11 @@ static void enqueue(board_t *bd, int channel, int on, int probe)
 	r->on = on;
 	r->is_probe = probe == 1;
 	r->is_poll = probe == 2;
+	r->is_inputs = probe == 3;
+	if (probe == 4) {
+		r->clear_input = channel; /* the input to clear, not a relay */
+		r->channel = 0;
+	}
 	bus_t *b = bd->bus;
 	pthread_mutex_lock(&b->mu);
 	if (b->todo_tail)
@@ -307,6 +332,27 @@ static void reader_block(busmgr_t *m, board_t *bd, const uint16_t *regs)
 		m->on_read(m->read_ctx, bd->id, bd->lot, dir, bd->p->kind == PROF_UHF ? "uhf" : "plate", code);
 }
 
+/* Inputs read: level changes, or latched edges (then cleared on the board;
+ * an edge that arrives after the read stays latched for the next poll, so
+ * none is missed). */
+static void inputs_read(busmgr_t *m, board_t *bd, const uint8_t *bits)
+{
+	int n = bd->p->inputs > 64 ? 64 : bd->p->inputs;
+	for (int i = 0; i < n; i++) {
+		if (bd->input_mode == 1) {
+			if (bd->have_levels && bits[i] != bd->levels[i] && m->on_input)
+				m->on_input(m->input_ctx, bd->id, i + 1, bits[i], 0);
+			bd->levels[i] = bits[i];
+		} else if (bits[i] && !bd->clearing[i]) {
+			bd->clearing[i] = 1;
+			if (m->on_input)
+				m->on_input(m->input_ctx, bd->id, i + 1, 1, 1);
+			enqueue(bd, i + 1, 1, 4);
+		}
+	}
+	bd->have_levels = 1;
+}
+
 static void on_results(uv_async_t *a)
 {
 	bus_t *b = a->data;
@@ -325,14 +371,18 @@ static void on_results(uv_async_t *a)
 	for (r = rev; r; r = rev) {
 		rev = r->next;
 		board_t *bd = r->board;
-		if (r->is_poll)
+		if (r->is_poll || r->is_inputs)
 			bd->poll_pending = 0;
+		if (r->clear_input)
+			bd->clearing[r->clear_input - 1] = 0; /* cleared, or to be seen again */
 		if (r->ok) {
 			set_online(bd, 1, NULL);
 			if (r->channel)
 				bd->ch[r->channel].on = r->on;
 			if (r->is_poll)
 				reader_block(b->mgr, bd, r->regs);
+			if (r->is_inputs)
+				inputs_read(b->mgr, bd, r->bits);
 		} else {
 			int was_online = bd->online != 0;
 			set_online(bd, 0, r->err);
@@ -350,14 +400,15 @@ static void on_tick(uv_timer_t *t)
 	busmgr_t *m = t->data;
 	uint64_t now = gh_mono_ms();
 	for (board_t *bd = m->boards; bd; bd = bd->next) {
-		if (bd->is_reader) {
-			/* one poll in flight at a time; offline readers at the probe pace */
+		if (bd->is_reader || bd->input_mode) {
+			/* one poll in flight at a time; offline boards at the probe pace */
 			if (!bd->poll_pending && now >= bd->next_poll_ms) {
 				bd->poll_pending = 1;
 				bd->next_poll_ms = now + (bd->online == 0 ? bd->probe_ms : (unsigned)bd->p->poll_ms);
-				enqueue(bd, 0, 0, 2);
+				enqueue(bd, 0, 0, bd->is_reader ? 2 : 3);
 			}
-			continue;
+			if (bd->is_reader)
+				continue;
 		}
 		for (int c = 1; c <= bd->p->channels && c <= MAX_CHANNELS; c++) {
 			chan_t *ch = &bd->ch[c];
@@ -419,7 +470,7 @@ static void load(busmgr_t *m)
 	const settings_t *set = settings_get(m->st);
 	m->default_hold_ms = set ? set->relay_hold_ms : 5000;
 	sqlite3_stmt *s = store_stmt(m->st, "SELECT id, profile, bus, unit, json_extract(data, '$.serial'), "
-					    "COALESCE(building, ''), COALESCE(lot, '') FROM relay_boards ORDER BY id");
+					    "COALESCE(building, ''), COALESCE(lot, ''), mode FROM relay_boards ORDER BY id");
 	while (s && sqlite3_step(s) == SQLITE_ROW) {
 		const profile_t *p = profile_find((const char *)sqlite3_column_text(s, 1));
 		if (!p)
@@ -433,6 +484,11 @@ static void load(busmgr_t *m)
 		snprintf(bd->building, sizeof bd->building, "%s", (const char *)sqlite3_column_text(s, 5));
 		snprintf(bd->lot, sizeof bd->lot, "%s", (const char *)sqlite3_column_text(s, 6));
 		bd->is_reader = p->kind == PROF_UHF || p->kind == PROF_LPR;
+		const char *mode = (const char *)sqlite3_column_text(s, 7);
+		if (p->inputs > 0 && mode && !strcmp(mode, "rs485_input_nonlatching"))
+			bd->input_mode = 1;
+		else if (p->inputs > 0 && mode && !strcmp(mode, "rs485_input_latching"))
+			bd->input_mode = 2;
 		bd->online = -1;
 		bd->probe_ms = PROBE_MIN_MS;
 		json_t *serial = sqlite3_column_text(s, 4) ? json_loads((const char *)sqlite3_column_text(s, 4), 0, NULL) : NULL;

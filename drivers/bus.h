@@ -42,6 +42,12 @@ typedef void (*bus_read_fn)(void *ctx, const char *board, const char *lot, int d
 			    const char *method, const char *code);
 void busmgr_set_reader_cb(busmgr_t *m, bus_read_fn fn, void *ctx);
 
+/* An input of a board with inputs (MK485 modes rs485_input_*): LEVEL for a
+ * non-latching board's change, or 1 for an edge a latching board latched
+ * (LATCHED 1; cleared on the board once read). */
+typedef void (*bus_input_fn)(void *ctx, const char *board, int input, int level, int latched);
+void busmgr_set_input_cb(busmgr_t *m, bus_input_fn fn, void *ctx);
+
 /* [{"id","online","last_error","bus"}] for the status document. */
 json_t *busmgr_status(busmgr_t *m);
 

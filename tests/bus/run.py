@@ -74,7 +74,7 @@ class Sim:
             f = line.split()
             if len(f) >= 2 and f[1] == "ready":
                 self.ready.set()
-            elif len(f) == 4 and f[1] in ("coil", "reg"):
+            elif len(f) == 4 and f[1] in ("coil", "reg", "cleared"):
                 self.writes.append((int(f[0]), f[1], int(f[2]), int(f[3])))
 
     def send(self, line):
@@ -123,7 +123,9 @@ try:
     # an RTU line: a pseudo-terminal pair, the board on one end, the gateway on the other
     socat = subprocess.Popen(["socat", "pty,raw,echo=0,link=%s/ttyGW" % T, "pty,raw,echo=0,link=%s/ttyBOARD" % T],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait(lambda: os.path.exists(T + "/ttyGW") and os.path.exists(T + "/ttyBOARD"))
+    socats = [subprocess.Popen(["socat", "pty,raw,echo=0,link=%s/ttyGW%d" % (T, i), "pty,raw,echo=0,link=%s/ttyB%d" % (T, i)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in (2, 3)]
+    wait(lambda: all(os.path.exists(p) for p in (T + "/ttyGW", T + "/ttyBOARD", T + "/ttyB2", T + "/ttyB3")))
     # the shipped profiles plus one more: a new board model is a new file
     shutil.copytree(os.path.join(ROOT, "drivers", "profiles"), T + "/profiles")
     with open(T + "/profiles/ACME-2R.ini", "w") as f:
@@ -131,7 +133,9 @@ try:
                 "[relay]\nwrite = coil\ncoil_base = 10\n")
     hf_port, lift_port, acme_port, uhf_port = free_port(), free_port(), free_port(), free_port()
     uhf = Sim("UHF-READER", "--tcp", str(uhf_port))
-    sims.append(uhf)
+    level = Sim("MK485-G2R-8J8C", "--rtu", T + "/ttyB2")
+    latch = Sim("MK485-G2R-8J8C", "--rtu", T + "/ttyB3", "--latching")
+    sims += [uhf, level, latch]
     hf = Sim("HF-8000", "--tcp", str(hf_port))
     mk = Sim("MK485-G2R-8J8C", "--rtu", T + "/ttyBOARD")
     lift = Sim("LIFT-16", "--tcp", str(lift_port))
@@ -164,6 +168,10 @@ try:
     r = put("relay_board", {"id": "acme3", "profile": "ACME-2R", "mode": "ethernet", "bus": "127.0.0.1:1",
                             "channels": [{"channel": 3}]})
     ok("and its channel count", r.returncode != 0 and "channel" in r.stderr, r.stderr)
+    put("relay_board", {"id": "mkl", "profile": "MK485-G2R-8J8C", "mode": "rs485_input_nonlatching",
+                        "bus": T + "/ttyGW2"})
+    put("relay_board", {"id": "mke", "profile": "MK485-G2R-8J8C", "mode": "rs485_input_latching",
+                        "bus": T + "/ttyGW3"})
     put("relay_board", {"id": "uhf1", "profile": "UHF-READER", "mode": "ethernet", "bus": "127.0.0.1:%d" % uhf_port,
                         "lot": "lot1"})
     put("parking_lot", {"id": "lot1", "name": "Garage", "capacity": 1, "entry": {"board": "hf", "channel": 1},
@@ -191,7 +199,7 @@ try:
        wait(lambda: all(512 in hf.values(a) for a in range(4))), hf.writes)
     ok("every MK485 relay is driven off at start (coils)", wait(lambda: all(0 in mk.values(a) for a in range(8))), mk.writes)
     ok("every board shows online", wait(lambda: all(b["online"] for b in status().get("boards", [])) and
-                                       len(status()["boards"]) == 5), status().get("boards"))
+                                       len(status()["boards"]) == 7), status().get("boards"))
 
     print("== bus: a granted PIN opens the board relay wired to the door phone")
     n0 = len(hf.writes)
@@ -247,6 +255,25 @@ try:
     r = gh("access", "check", "--board", "acme", "--relay", "2", "--method", "pin", "--code", "1234")
     ok("it opens with the access style its file names (coil at base 10)",
        wait(lambda: [v for (_, k, a, v) in acme.writes[a0:] if a == 11] == [1, 0], 5), acme.writes[a0:])
+
+    print("== bus: inputs")
+    level.send("input 1 1")
+    ok("a non-latching input's level change is a door event (open)",
+       wait(lambda: db("SELECT type FROM door_logs WHERE board='mkl' AND channel=1") == [("door_open",)], 5))
+    level.send("input 1 0")
+    ok("and back (closed)", wait(lambda: db("SELECT type FROM door_logs WHERE board='mkl' AND channel=1 ORDER BY id")
+                                 == [("door_open",), ("door_close",)], 5))
+    latch.send("input 2 1")
+    latch.send("input 2 0")  # a pulse far shorter than the poll interval
+    ok("a latching board keeps a short edge until it is read: one event",
+       wait(lambda: db("SELECT count(*) FROM door_logs WHERE board='mke' AND channel=2") == [(1,)], 5))
+    ok("the gateway clears the latched input (ON to coil 100+n-1)",
+       wait(lambda: (101, 1) in [(a, v) for (_, k, a, v) in latch.writes], 5), latch.writes[-5:])
+    time.sleep(0.4)
+    ok("and does not report it twice", db("SELECT count(*) FROM door_logs WHERE board='mke' AND channel=2") == [(1,)])
+    latch.send("input 2 1")
+    ok("the next edge is a new event", wait(lambda: db("SELECT count(*) FROM door_logs WHERE board='mke' AND "
+                                                      "channel=2") == [(2,)], 5))
 
     print("== bus: parking: a UHF reader, barriers, capacity")
     time.sleep(0.5)  # the reader's first poll sets the baseline
@@ -308,6 +335,13 @@ try:
                         for b in status()["boards"]), 10), status()["boards"])
     hf.signal(signal.SIGUSR2)
     wait(lambda: any(b["id"] == "hf" and b["online"] for b in status()["boards"]), 15)
+    hf.signal(signal.SIGHUP)  # garbage instead of replies
+    gh("access", "check", "--device", DP, "--method", "pin", "--code", "1234")
+    ok("garbage replies are a failure, the daemon carries on",
+       wait(lambda: any(b["id"] == "hf" and not b["online"] for b in status()["boards"]), 10)
+       and daemon.poll() is None, status()["boards"])
+    hf.signal(signal.SIGHUP)
+    ok("and the board recovers", wait(lambda: any(b["id"] == "hf" and b["online"] for b in status()["boards"]), 15))
 
     print("== bus: emergency holds the door channels open")
     n0, m0 = len(hf.writes), len(mk.writes)
@@ -341,9 +375,10 @@ finally:
         daemon.wait(10)
     for s in sims:
         s.stop()
-    if socat:
-        socat.terminate()
-        socat.wait(5)
+    for sp in [socat] + (socats if "socats" in dir() else []):
+        if sp:
+            sp.terminate()
+            sp.wait(5)
     if failed:
         print("  (logs kept in %s)" % T)
     else:

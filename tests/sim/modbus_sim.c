@@ -9,6 +9,10 @@
  * Faults, switched by signals: SIGUSR1 toggles "dead" (requests are read
  * and never answered: timeouts), SIGUSR2 toggles "exception" (every
  * request gets a slave-device-failure exception). SIGTERM ends it.
+ * SIGHUP toggles "garbage" (random bytes instead of replies).
+ * Boards with inputs take input levels on stdin: "input N 0|1"; with
+ * --latching a rising edge sets input N until the gateway clears it by
+ * writing ON to coil clear_base+N-1.
  * Reader profiles (UHF, LPR) take reads on stdin, one per line:
  *   "read DIRECTION CODE"   (DIRECTION 0 unknown, 1 entry, 2 exit)
  *   "skip N"                (N reads happen that nobody polls: missed) */
@@ -26,7 +30,8 @@
 
 #include "profile.h"
 
-static volatile sig_atomic_t dead, failing, quit;
+static volatile sig_atomic_t dead, failing, garbage, quit;
+static int latching;
 
 static void on_sig(int s)
 {
@@ -34,6 +39,8 @@ static void on_sig(int s)
 		dead = !dead;
 	else if (s == SIGUSR2)
 		failing = !failing;
+	else if (s == SIGHUP)
+		garbage = !garbage;
 	else
 		quit = 1;
 }
@@ -57,6 +64,12 @@ static void after_write(const uint8_t *req, int hlen)
 	int value = (req[hlen + 3] << 8) | req[hlen + 4];
 	if (fc == MODBUS_FC_WRITE_SINGLE_COIL) {
 		printf("%ld coil %d %d\n", ms_now(), addr, value == 0xFF00);
+		/* a latched input is cleared by writing ON to its clear coil */
+		int n = addr - prof->clear_base;
+		if (latching && value == 0xFF00 && n >= 0 && n < prof->inputs) {
+			map->tab_input_bits[prof->input_base + n] = 0;
+			printf("%ld cleared %d 0\n", ms_now(), n + 1);
+		}
 	} else if (fc == MODBUS_FC_WRITE_SINGLE_REGISTER) {
 		printf("%ld reg %d %d\n", ms_now(), addr, value);
 		if (prof->write == PROF_W_REGISTER && addr < map->nb_registers) {
@@ -77,6 +90,15 @@ static void reader_input(void)
 	if (!fgets(line, sizeof line, stdin))
 		return;
 	uint16_t *r = map->tab_input_registers + prof->block_base;
+	int level;
+	if (sscanf(line, "input %d %d", &n, &level) == 2 && n >= 1 && n <= prof->inputs) {
+		uint8_t *bit = &map->tab_input_bits[prof->input_base + n - 1];
+		if (!latching)
+			*bit = (uint8_t)(level != 0);
+		else if (level)
+			*bit = 1; /* a rising edge stays latched until cleared */
+		return;
+	}
 	if (sscanf(line, "skip %d", &n) == 1) {
 		r[0] = (uint16_t)(r[0] + n);
 		return;
@@ -100,6 +122,7 @@ int main(int argc, char **argv)
 					      { "tcp", required_argument, NULL, 't' },
 					      { "rtu", required_argument, NULL, 'r' },
 					      { "unit", required_argument, NULL, 'u' },
+					      { "latching", no_argument, NULL, 'l' },
 					      { NULL, 0, NULL, 0 } };
 	const char *pfile = NULL, *rtu = NULL;
 	int port = 0, unit = -1, c;
@@ -109,6 +132,7 @@ int main(int argc, char **argv)
 		case 't': port = (int)strtol(optarg, NULL, 10); break;
 		case 'r': rtu = optarg; break;
 		case 'u': unit = (int)strtol(optarg, NULL, 10); break;
+		case 'l': latching = 1; break;
 		default: return 2;
 		}
 	}
@@ -126,6 +150,7 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
 	int base = p.clear_base + p.inputs + 1;
@@ -159,7 +184,7 @@ int main(int argc, char **argv)
 	uint8_t q[MODBUS_TCP_MAX_ADU_LENGTH];
 	int hlen = modbus_get_header_length(ctx);
 	int client = -1;
-	int reader = p.kind == PROF_UHF || p.kind == PROF_LPR;
+	int reader = p.kind == PROF_UHF || p.kind == PROF_LPR || p.inputs > 0;
 	setvbuf(stdin, NULL, _IONBF, 0); /* poll() on fd 0 must see every line */
 	while (!quit) {
 		struct pollfd in = { .fd = 0, .events = POLLIN };
@@ -187,6 +212,14 @@ int main(int argc, char **argv)
 		}
 		if (n == 0 || dead)
 			continue; /* not for this unit, or playing dead */
+		if (garbage) {
+			uint8_t junk[9];
+			for (size_t i = 0; i < sizeof junk; i++)
+				junk[i] = (uint8_t)rand();
+			if (write(modbus_get_socket(ctx), junk, sizeof junk) < 0) {
+			}
+			continue;
+		}
 		if (failing) {
 			modbus_reply_exception(ctx, q, MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
 			continue;
