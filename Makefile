@@ -113,8 +113,9 @@ check:
 	$(MAKE) SAN=0 check-unit
 	$(MAKE) SAN=1 check-unit
 
-bench: $(BINS) $(BENCH_BIN)
+bench: $(BINS) $(BENCH_BIN) $(SIMS)
 	@for b in $(BENCH_BIN); do $$b; done
+	@/usr/bin/python3 bench/bench_bus.py $(BUILD)
 
 demo:
 	@sh tools/deps.sh

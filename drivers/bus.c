@@ -197,10 +197,18 @@ static void execute(bus_t *b, modbus_t **ctx, req_t *r)
 	}
 }
 
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void *worker(void *arg)
 {
 	bus_t *b = arg;
 	modbus_t *ctx = NULL;
+	uint64_t last_done = 0;
 	pthread_mutex_lock(&b->mu);
 	for (;;) {
 		while (!b->todo && !b->stopping)
@@ -212,15 +220,17 @@ static void *worker(void *arg)
 		if (!b->todo)
 			b->todo_tail = NULL;
 		pthread_mutex_unlock(&b->mu);
+		/* the gap some transceivers need between two requests: waited only
+		 * when the next one comes sooner, so an idle bus answers at once */
+		uint64_t since = mono_us() - last_done;
+		if (last_done && since < (uint64_t)b->gap_ms * 1000u)
+			sleep_ms((int)(((uint64_t)b->gap_ms * 1000u - since + 999u) / 1000u));
 		execute(b, &ctx, r);
+		last_done = mono_us();
 		pthread_mutex_lock(&b->mu);
 		r->next = b->done;
 		b->done = r;
 		uv_async_send(&b->async);
-		/* the gap some transceivers need between two requests */
-		pthread_mutex_unlock(&b->mu);
-		sleep_ms(b->gap_ms);
-		pthread_mutex_lock(&b->mu);
 	}
 	pthread_mutex_unlock(&b->mu);
 	if (ctx) {

@@ -4,8 +4,9 @@
  *
  *   modbus_sim --profile FILE (--tcp PORT | --rtu DEVICE) [--unit N]
  *
- * Every write is printed on stdout, one line each, flushed:
- *   "<ms> coil <addr> <0|1>" or "<ms> reg <addr> <value>"
+ * Every write is printed on stdout, one line each, flushed, stamped with
+ * CLOCK_MONOTONIC in microseconds:
+ *   "<us> coil <addr> <0|1>" or "<us> reg <addr> <value>"
  * Faults, switched by signals: SIGUSR1 toggles "dead" (requests are read
  * and never answered: timeouts), SIGUSR2 toggles "exception" (every
  * request gets a slave-device-failure exception). SIGTERM ends it.
@@ -45,11 +46,11 @@ static void on_sig(int s)
 		quit = 1;
 }
 
-static long ms_now(void)
+static long us_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+	return ts.tv_sec * 1000000L + ts.tv_nsec / 1000L;
 }
 
 static const profile_t *prof;
@@ -63,15 +64,15 @@ static void after_write(const uint8_t *req, int hlen)
 	int addr = (req[hlen + 1] << 8) | req[hlen + 2];
 	int value = (req[hlen + 3] << 8) | req[hlen + 4];
 	if (fc == MODBUS_FC_WRITE_SINGLE_COIL) {
-		printf("%ld coil %d %d\n", ms_now(), addr, value == 0xFF00);
+		printf("%ld coil %d %d\n", us_now(), addr, value == 0xFF00);
 		/* a latched input is cleared by writing ON to its clear coil */
 		int n = addr - prof->clear_base;
 		if (latching && value == 0xFF00 && n >= 0 && n < prof->inputs) {
 			map->tab_input_bits[prof->input_base + n] = 0;
-			printf("%ld cleared %d 0\n", ms_now(), n + 1);
+			printf("%ld cleared %d 0\n", us_now(), n + 1);
 		}
 	} else if (fc == MODBUS_FC_WRITE_SINGLE_REGISTER) {
-		printf("%ld reg %d %d\n", ms_now(), addr, value);
+		printf("%ld reg %d %d\n", us_now(), addr, value);
 		if (prof->write == PROF_W_REGISTER && addr < map->nb_registers) {
 			if (value == prof->on_value)
 				map->tab_registers[addr] = prof->read_on;
@@ -112,7 +113,7 @@ static void reader_input(void)
 	for (size_t i = 0; i < len && i < 32; i++)
 		r[3 + i / 2] |= (uint16_t)((unsigned char)code[i] << (i % 2 ? 0 : 8));
 	r[0] = (uint16_t)(r[0] + 1); /* the sequence moves last */
-	printf("%ld tag %d %s\n", ms_now(), dir, code);
+	printf("%ld tag %d %s\n", us_now(), dir, code);
 	fflush(stdout);
 }
 
@@ -178,7 +179,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "modbus_sim: cannot open %s: %s\n", rtu, modbus_strerror(errno));
 		return 1;
 	}
-	printf("%ld ready %s\n", ms_now(), p.name);
+	printf("%ld ready %s\n", us_now(), p.name);
 	fflush(stdout);
 
 	uint8_t q[MODBUS_TCP_MAX_ADU_LENGTH];

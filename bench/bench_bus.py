@@ -1,0 +1,170 @@
+#!/usr/bin/python3
+"""bench_bus: time from access.check to the relay being switched at a Modbus
+board, over Modbus TCP (loopback) and Modbus RTU at 115200 baud on a socat
+pseudo-terminal pair, and a bus's request rate. The board simulator stamps
+each write with CLOCK_MONOTONIC (the clock Python's time.monotonic_ns reads),
+so the figure is request sent -> coil written, end to end through the
+daemon's control socket, the engine, the bus worker and the Modbus round
+trip. Measures and prints; never asserts.
+
+usage: bench/bench_bus.py [BUILD_DIR] [--samples N]
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.getcwd()
+BUILD = next((a for a in sys.argv[1:] if not a.startswith("--")), os.environ.get("GH_BUILD", "build"))
+N = int(sys.argv[sys.argv.index("--samples") + 1]) if "--samples" in sys.argv else 400
+T = tempfile.mkdtemp(prefix="gh-bench-bus-")
+CH = 16
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Sim:
+    def __init__(self, profile, *where):
+        self.writes = {}
+        self.proc = subprocess.Popen([os.path.join(ROOT, BUILD, "sim", "modbus_sim"), "--profile", profile] + list(where),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ready = threading.Event()
+        self.lock = threading.Condition()
+        threading.Thread(target=self.read, daemon=True).start()
+        self.ready.wait(5)
+
+    def read(self):
+        for line in self.proc.stdout:
+            f = line.split()
+            if len(f) >= 2 and f[1] == "ready":
+                self.ready.set()
+            elif len(f) == 4 and f[1] == "coil" and f[3] == "1":
+                with self.lock:
+                    self.writes.setdefault(int(f[2]), []).append(int(f[0]))
+                    self.lock.notify_all()
+
+    def wait_on(self, addr, after_us, timeout=2.0):
+        end = time.time() + timeout
+        with self.lock:
+            while True:
+                hits = [t for t in self.writes.get(addr, []) if t >= after_us]
+                if hits:
+                    return hits[0]
+                if time.time() > end:
+                    return None
+                self.lock.wait(0.05)
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(p / 100.0 * (len(v) - 1) + 0.5))] if v else float("nan")
+
+
+def ctl(sock_path):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock_path)
+    return s, s.makefile("rwb")
+
+
+def run():
+    profile = os.path.join(T, "BENCH-16.ini")
+    with open(profile, "w") as f:
+        f.write("[profile]\nname = BENCH-16\nkind = relay\nchannels = 16\ntransports = rtu,tcp\n"
+                "[serial]\nbaud = 115200\n[relay]\nwrite = coil\n[timing]\ngap_ms = 2\n")
+    os.makedirs(T + "/profiles")
+    shutil.copy(profile, T + "/profiles/")
+    socat = subprocess.Popen(["socat", "pty,raw,echo=0,link=%s/gw" % T, "pty,raw,echo=0,link=%s/board" % T],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (os.path.exists(T + "/gw") and os.path.exists(T + "/board")):
+        time.sleep(0.02)
+    port = free_port()
+    tcp = Sim(profile, "--tcp", str(port))
+    rtu = Sim(profile, "--rtu", T + "/board")
+    conf = T + "/gh.conf"
+    with open(conf, "w") as f:
+        f.write("[site]\nid = bench\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = profiles\n"
+                "[daemon]\ncontrol_socket = ctl.sock\nlog_level = warn\n[mqtt]\nport = %d\n" % free_port())
+
+    def put(kind, obj):
+        subprocess.run([os.path.join(ROOT, BUILD, "gatehouse"), "--config", conf, "put", kind, "-"],
+                       input=json.dumps(obj), capture_output=True, text=True, check=True)
+
+    put("settings", {"relay_hold_ms": 100})
+    put("relay_board", {"id": "tcp", "profile": "BENCH-16", "mode": "ethernet", "bus": "127.0.0.1:%d" % port})
+    put("relay_board", {"id": "rtu", "profile": "BENCH-16", "mode": "rs485", "bus": T + "/gw",
+                        "serial": {"baud": 115200}})
+    put("building", {"id": "b", "name": "B"})
+    put("apartment", {"id": "a", "building": "b", "apt": "1"})
+    put("person", {"id": "p", "kind": "resident", "apartment": "a", "first_name": "Bench"})
+    put("credential", {"id": "c", "person": "p", "type": "pin", "code": "1234"})
+    put("access_group", {"id": "g", "name": "all", "relays": [{"board": b, "channel": c} for b in ("tcp", "rtu")
+                                                             for c in range(1, CH + 1)],
+                         "members": {"persons": ["p"]}})
+    daemon = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", conf],
+                              stdout=subprocess.DEVNULL, stderr=open(T + "/daemon.log", "w"))
+    while not os.path.exists(T + "/ctl.sock"):
+        time.sleep(0.02)
+    time.sleep(1.0)  # idle state written, boards online
+    s, f = ctl(T + "/ctl.sock")
+    print("gatehouse bench_bus: access.check -> coil on, %d samples per transport" % N)
+    results = {}
+    for name, sim in (("tcp", tcp), ("rtu", rtu)):
+        lat = []
+        for i in range(N):
+            ch = i % CH + 1
+            if i and ch == 1:
+                time.sleep(0.12)  # every pulse of the round has ended (hold 100 ms)
+            t0 = time.monotonic_ns() // 1000
+            f.write(json.dumps({"op": "access.check", "board": name, "relay": ch, "method": "pin",
+                                "code": "1234"}).encode() + b"\n")
+            f.flush()
+            f.readline()
+            t1 = sim.wait_on(ch - 1, t0)
+            if t1:
+                lat.append((t1 - t0) / 1000.0)
+            time.sleep(0.004)  # requests arrive one at a time, as doors are opened
+        results[name] = lat
+        print("  %s: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms  (%d of %d switched)" % (
+            "Modbus TCP, loopback      " if name == "tcp" else "Modbus RTU, 115200, pty  ", pct(lat, 50),
+            pct(lat, 90), pct(lat, 99), max(lat) if lat else float("nan"), len(lat), N))
+    # bus rate: a burst of opens on distinct channels, time to the last write
+    time.sleep(0.3)
+    rates = {}
+    for name, sim in (("tcp", tcp), ("rtu", rtu)):
+        t0 = time.monotonic_ns() // 1000
+        for ch in range(1, CH + 1):
+            f.write(json.dumps({"op": "access.check", "board": name, "relay": ch, "method": "pin",
+                                "code": "1234"}).encode() + b"\n")
+        f.flush()
+        for _ in range(CH):
+            f.readline()
+        ends = [sim.wait_on(ch - 1, t0) for ch in range(1, CH + 1)]
+        first, last = min(e for e in ends if e), max(e for e in ends if e)
+        rates[name] = (CH - 1) / ((last - first) / 1e6) if last > first else float("nan")
+        print("  %s bus rate: %.0f requests/s (gap_ms 2)" % (name, rates[name]))
+        time.sleep(0.3)
+    print("BENCH_JSON " + json.dumps({k: {"p50_ms": pct(v, 50), "p99_ms": pct(v, 99), "n": len(v)}
+                                      for k, v in results.items()} | {"rate": rates}))
+    s.close()
+    daemon.terminate()
+    daemon.wait(10)
+    for x in (tcp, rtu):
+        x.proc.terminate()
+    socat.terminate()
+
+
+try:
+    run()
+finally:
+    shutil.rmtree(T, ignore_errors=True)
