@@ -9,6 +9,7 @@
 #include "entity.h"
 #include "log.h"
 #include "mqttlink.h"
+#include "timeutil.h"
 #include "reqs.h"
 #include "status.h"
 #include "timeutil.h"
@@ -120,6 +121,73 @@ static json_t *ctl_command(const ctl_env_t *env, const char *rid, const json_t *
 	return r;
 }
 
+/* Remote door open (ADMIN.md `relay open DEVICE_OR_BOARD N`): a board
+ * channel through the bus, a device relay by command; written to the door
+ * and audit logs. */
+static json_t *ctl_relay_open(const ctl_env_t *env, const char *rid, const json_t *req)
+{
+	const char *target = json_string_value(json_object_get(req, "target"));
+	json_t *n = json_object_get(req, "relay");
+	const char *actor = json_string_value(json_object_get(req, "actor"));
+	if (!target || !json_is_integer(n) || json_integer_value(n) < 1 || json_integer_value(n) > 256)
+		return reqs_error(rid, "bad_request", "relay.open needs target (a device MAC or a board id) and relay");
+	int relay = (int)json_integer_value(n);
+	char mac[13];
+	int is_dev = mac_normalize(target, mac) == 0 && ent_exists_pub(env->st, ENT_DEVICE, mac) == 1;
+	int rc;
+	if (is_dev) {
+		if (!env->mqtt)
+			return reqs_error(rid, "unavailable", "the device link is not running");
+		mqttlink_command(env->mqtt, mac, "relay.open", json_pack("{s:i}", "relay", relay), NULL);
+		rc = BUS_OK;
+	} else {
+		rc = busmgr_pulse(env->bus, target, relay, 0);
+		if (rc == BUS_UNKNOWN)
+			return reqs_error(rid, "not_found", "no such device, or board channel");
+	}
+	sqlite3_stmt *s = store_stmt(env->st, "INSERT INTO door_logs(ts, type, device, relay, board, channel, "
+					      "initiator, method, result) VALUES (?, 'door_release', ?, ?, ?, ?, ?, "
+					      "'remote', ?)");
+	if (s && store_begin(env->st) == 0) {
+		sqlite3_bind_int64(s, 1, gh_now());
+		if (is_dev) {
+			sqlite3_bind_text(s, 2, mac, -1, SQLITE_STATIC);
+			sqlite3_bind_int(s, 3, relay);
+		} else {
+			sqlite3_bind_text(s, 4, target, -1, SQLITE_STATIC);
+			sqlite3_bind_int(s, 5, relay);
+		}
+		sqlite3_bind_text(s, 6, actor ? actor : "control", -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 7, rc == BUS_OFFLINE ? "offline" : "success", -1, SQLITE_STATIC);
+		int ok = sqlite3_step(s) == SQLITE_DONE;
+		sqlite3_reset(s);
+		json_t *what = json_pack("{s:s,s:i}", "target", is_dev ? mac : target, "relay", relay);
+		s = store_stmt(env->st, "INSERT INTO audit_logs(ts, actor, action, entity, eid, after) "
+					"VALUES (?, ?, 'open', ?, ?, ?)");
+		if (ok && s) {
+			char *w = json_dumps(what, JSON_COMPACT);
+			sqlite3_bind_int64(s, 1, gh_now());
+			sqlite3_bind_text(s, 2, actor ? actor : "control", -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 3, is_dev ? "device" : "relay_board", -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 4, is_dev ? mac : target, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 5, w, -1, SQLITE_TRANSIENT);
+			ok = sqlite3_step(s) == SQLITE_DONE;
+			sqlite3_reset(s);
+			free(w);
+		}
+		json_decref(what);
+		if (ok)
+			store_commit(env->st);
+		else
+			store_rollback(env->st);
+	}
+	log_info("ctl", "remote open of %s relay %d by %s", is_dev ? mac : target, relay, actor ? actor : "control");
+	json_t *r = json_pack("{s:b,s:s}", "ok", 1, "state", rc == BUS_OFFLINE ? "offline" : "sent");
+	if (rid)
+		json_object_set_new(r, "rid", json_string(rid));
+	return r;
+}
+
 json_t *ctl_handle(const ctl_env_t *env, const json_t *req)
 {
 	const char *op = json_string_value(json_object_get(req, "op"));
@@ -161,6 +229,8 @@ json_t *ctl_handle(const ctl_env_t *env, const json_t *req)
 	}
 	if (!strcmp(op, "command"))
 		return ctl_command(env, rid, req);
+	if (!strcmp(op, "relay.open"))
+		return ctl_relay_open(env, rid, req);
 	return reqs_error(rid, "unknown_op", "unknown op");
 }
 

@@ -49,6 +49,7 @@ static void usage(FILE *f)
 		"  device passwd MAC\n"
 		"  device command MAC[,MAC...]|all reboot|reset|autop|message|relay.open [ARGS-JSON]\n"
 		"  logs door [--limit N]\n"
+		"  relay open DEVICE_OR_BOARD N        (remote door open, through the daemon)\n"
 		"  backup FILE | restore FILE (daemon stopped)\n");
 }
 
@@ -618,6 +619,32 @@ static int cmd_device(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_relay(int argc, char **argv)
+{
+	if (argc < 3 || strcmp(argv[0], "open")) {
+		usage(stderr);
+		return 2;
+	}
+	char *end;
+	long n = strtol(argv[2], &end, 10);
+	if (*end || n < 1 || n > 256) {
+		fprintf(stderr, "gatehouse: the relay number must be 1..256\n");
+		return 2;
+	}
+	json_t *req = json_pack("{s:s,s:s,s:i,s:s}", "op", "relay.open", "target", argv[1], "relay", (int)n,
+				"actor", "cli");
+	json_t *resp = daemon_request(req);
+	json_decref(req);
+	if (!resp) {
+		fprintf(stderr, "gatehouse: opening a door goes through the running daemon, which is not running\n");
+		return 1;
+	}
+	print_json(resp);
+	int rc = json_is_true(json_object_get(resp, "ok")) ? 0 : 1;
+	json_decref(resp);
+	return rc;
+}
+
 static int cmd_logs(int argc, char **argv)
 {
 	if (argc < 1 || strcmp(argv[0], "door")) {
@@ -737,6 +764,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "apartment")) rc = cmd_apartment(n, rest);
 	else if (!strcmp(cmd, "device")) rc = cmd_device(n, rest);
 	else if (!strcmp(cmd, "logs")) rc = cmd_logs(n, rest);
+	else if (!strcmp(cmd, "relay")) rc = cmd_relay(n, rest);
 	else if (!strcmp(cmd, "backup") && n == 1) rc = cmd_backup(rest[0], 0);
 	else if (!strcmp(cmd, "restore") && n == 1) rc = cmd_backup(rest[0], 1);
 	else {

@@ -250,6 +250,17 @@ try:
        wait(lambda: [v for (_, k, a, v) in lift.writes[l0:] if a == 3] == [1, 0], 5)
        and [v for (_, k, a, v) in lift.writes[l0:] if a == 2] == [1, 0], lift.writes[l0:])
 
+    print("== bus: remote open")
+    a0 = len(acme.writes)
+    r = gh("relay", "open", "acme", "1")
+    ok("gatehouse relay open BOARD N pulses the channel",
+       r.returncode == 0 and wait(lambda: [v for (_, k, a, v) in acme.writes[a0:] if a == 10] == [1, 0], 5), r.stdout)
+    ok("written to the door and audit logs",
+       db("SELECT initiator, method FROM door_logs WHERE board='acme' AND channel=1") == [("cli", "remote")] and
+       db("SELECT count(*) FROM audit_logs WHERE action='open' AND eid='acme'") == [(1,)])
+    r = gh("relay", "open", "nosuch", "1")
+    ok("an unknown target is refused", r.returncode != 0 and "no such" in r.stdout, r.stdout)
+
     print("== bus: a board from an added profile file")
     a0 = len(acme.writes)
     r = gh("access", "check", "--board", "acme", "--relay", "2", "--method", "pin", "--code", "1234")

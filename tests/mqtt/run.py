@@ -241,6 +241,10 @@ try:
     r = gh("device", "command", "all", "reboot")
     ok("a batch command to every device", r.returncode == 0 and d1.wait_for(
         lambda: any(c.get("op") == "reboot" for c in d1.commands)) and len(json.loads(r.stdout)["commands"]) == 3, r.stdout)
+    r = gh("relay", "open", DP1, "1")
+    ok("a remote open of a door phone relay is a relay.open command",
+       r.returncode == 0 and d1.wait_for(lambda: any(c.get("op") == "relay.open" and c.get("relay") == 1
+                                                     for c in d1.commands)), r.stdout + r.stderr)
     r = gh("device", "command", GHOST, "reboot")
     ok("commands to unknown devices are refused", r.returncode != 0 and "registered" in r.stdout, r.stdout)
     r = gh("device", "command", DP1, "selfdestruct")
