@@ -124,14 +124,19 @@ try:
     socat = subprocess.Popen(["socat", "pty,raw,echo=0,link=%s/ttyGW" % T, "pty,raw,echo=0,link=%s/ttyBOARD" % T],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     socats = [subprocess.Popen(["socat", "pty,raw,echo=0,link=%s/ttyGW%d" % (T, i), "pty,raw,echo=0,link=%s/ttyB%d" % (T, i)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in (2, 3)]
-    wait(lambda: all(os.path.exists(p) for p in (T + "/ttyGW", T + "/ttyBOARD", T + "/ttyB2", T + "/ttyB3")))
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in (2, 3, 4, 5)]
+    wait(lambda: all(os.path.exists(p) for p in [T + "/ttyGW", T + "/ttyBOARD"] +
+                     ["%s/ttyB%d" % (T, i) for i in (2, 3, 4, 5)]))
     # the shipped profiles plus one more: a new board model is a new file
     shutil.copytree(os.path.join(ROOT, "drivers", "profiles"), T + "/profiles")
     with open(T + "/profiles/ACME-2R.ini", "w") as f:
         f.write("[profile]\nname = ACME-2R\nkind = relay\nchannels = 2\ntransports = tcp\n"
                 "[relay]\nwrite = coil\ncoil_base = 10\n")
-    hf_port, lift_port, acme_port, uhf_port = free_port(), free_port(), free_port(), free_port()
+    hf_port, lift_port, acme_port, uhf_port, lpr_port = free_port(), free_port(), free_port(), free_port(), free_port()
+    rsac = Sim("RSAC-C1-R8", "--rtu", T + "/ttyB4")
+    hfr = Sim("HF-8000", "--rtu", T + "/ttyB5")
+    lpr = Sim("LPR-CAMERA", "--tcp", str(lpr_port))
+    sims += [rsac, hfr, lpr]
     uhf = Sim("UHF-READER", "--tcp", str(uhf_port))
     level = Sim("MK485-G2R-8J8C", "--rtu", T + "/ttyB2")
     latch = Sim("MK485-G2R-8J8C", "--rtu", T + "/ttyB3", "--latching")
@@ -172,6 +177,11 @@ try:
                         "bus": T + "/ttyGW2"})
     put("relay_board", {"id": "mke", "profile": "MK485-G2R-8J8C", "mode": "rs485_input_latching",
                         "bus": T + "/ttyGW3"})
+    put("relay_board", {"id": "rsac", "profile": "RSAC-C1-R8", "mode": "rs485", "bus": T + "/ttyGW4"})
+    put("relay_board", {"id": "hfr", "profile": "HF-8000", "mode": "rs485", "bus": T + "/ttyGW5"})
+    put("relay_board", {"id": "lpr1", "profile": "LPR-CAMERA", "mode": "ethernet", "bus": "127.0.0.1:%d" % lpr_port,
+                        "lot": "lot2"})
+    put("parking_lot", {"id": "lot2", "name": "Visitors", "capacity": 0, "entry": {"board": "acme", "channel": 2}})
     put("relay_board", {"id": "uhf1", "profile": "UHF-READER", "mode": "ethernet", "bus": "127.0.0.1:%d" % uhf_port,
                         "lot": "lot1"})
     put("parking_lot", {"id": "lot1", "name": "Garage", "capacity": 1, "entry": {"board": "hf", "channel": 1},
@@ -184,6 +194,7 @@ try:
     put("credential", {"id": "c3", "person": "p2", "type": "pin", "code": "2345"})
     put("credential", {"id": "c4", "person": "p1", "type": "uhf", "code": "E200AA11"})
     put("credential", {"id": "c5", "person": "p2", "type": "uhf", "code": "E200BB22"})
+    put("credential", {"id": "c6", "person": "p2", "type": "plate", "code": "W-123 AB"})
     put("credential", {"id": "c1", "person": "p1", "type": "pin", "code": "1234"})
     put("credential", {"id": "c2", "person": "p1", "type": "rf", "code": "CAFE"})
     put("access_group", {"id": "g1", "name": "Block A", "building": "b1",
@@ -199,7 +210,7 @@ try:
        wait(lambda: all(512 in hf.values(a) for a in range(4))), hf.writes)
     ok("every MK485 relay is driven off at start (coils)", wait(lambda: all(0 in mk.values(a) for a in range(8))), mk.writes)
     ok("every board shows online", wait(lambda: all(b["online"] for b in status().get("boards", [])) and
-                                       len(status()["boards"]) == 7), status().get("boards"))
+                                       len(status()["boards"]) == 10), status().get("boards"))
 
     print("== bus: a granted PIN opens the board relay wired to the door phone")
     n0 = len(hf.writes)
@@ -261,6 +272,21 @@ try:
     r = gh("relay", "open", "nosuch", "1")
     ok("an unknown target is refused", r.returncode != 0 and "no such" in r.stdout, r.stdout)
 
+    print("== bus: every reference profile over its transports")
+    r0, h0 = len(rsac.writes), len(hfr.writes)
+    gh("relay", "open", "rsac", "16")
+    gh("relay", "open", "hfr", "4")
+    ok("RSAC-C1-R8 over RTU: channel 16 is coil 15",
+       wait(lambda: [v for (_, k, a, v) in rsac.writes[r0:] if a == 15] == [1, 0], 5), rsac.writes[r0:])
+    ok("HF-8000 over RTU: channel 4 is register 3",
+       wait(lambda: [v for (_, k, a, v) in hfr.writes[h0:] if a == 3] == [256, 512], 5), hfr.writes[h0:])
+    time.sleep(0.3)
+    a0 = len(acme.writes)
+    lpr.send("read 1 W123AB")
+    ok("LPR-CAMERA over TCP: a known plate opens the lot's entry barrier",
+       wait(lambda: [v for (_, k, a, v) in acme.writes[a0:] if a == 11] == [1, 0], 5), acme.writes[a0:])
+    ok("an unlimited lot keeps the vehicle inside", wait(lambda: db("SELECT person FROM lot_vehicles WHERE lot='lot2'") == [("p2",)]))
+
     print("== bus: a board from an added profile file")
     a0 = len(acme.writes)
     r = gh("access", "check", "--board", "acme", "--relay", "2", "--method", "pin", "--code", "1234")
@@ -303,7 +329,7 @@ try:
        wait(lambda: [v for (_, k, a, v) in hf.writes[n0:] if a == 2] == [256, 512], 5), hf.writes[n0:])
     ok("and the stay is kept with its duration",
        wait(lambda: db("SELECT code, duration >= 0 FROM parking_logs") == [("E200AA11", 1)]) and
-       db("SELECT count(*) FROM lot_vehicles") == [(0,)])
+       db("SELECT count(*) FROM lot_vehicles WHERE lot='lot1'") == [(0,)])
     uhf.send("read 1 DEADBEEF")
     ok("an unknown tag opens nothing and is logged",
        wait(lambda: db("SELECT count(*) FROM door_logs WHERE code='DEADBEEF' AND result='failed' AND "
@@ -313,7 +339,7 @@ try:
     ok("reads missed between two polls are logged",
        wait(lambda: "3 reads missed" in open(T + "/daemon.log").read(), 5))
     ok("and the read after them still counts",
-       wait(lambda: db("SELECT code FROM lot_vehicles") == [("E200BB22",)], 5))
+       wait(lambda: db("SELECT code FROM lot_vehicles WHERE lot='lot1'") == [("E200BB22",)], 5))
 
     print("== bus: a dead board, the other bus unaffected, recovery")
     hf.signal(signal.SIGUSR1)  # stops answering
