@@ -119,7 +119,7 @@ bench: $(BINS) $(BENCH_BIN) $(SIMS)
 
 demo:
 	@sh tools/deps.sh
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(SIMS)
 	@sh tools/demo.sh $(BUILD)
 
 deps:

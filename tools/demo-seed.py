@@ -9,6 +9,11 @@ import random
 import sys
 
 out = sys.argv[1]
+# the simulated field bus: HF-8000 and lift over Modbus TCP, UHF reader over
+# TCP, MK485 over RTU on a pty (ports and path from tools/demo.sh)
+HF_PORT, LIFT_PORT, UHF_PORT = (int(os.environ.get(k, d)) for k, d in
+                                (("HF_PORT", "15020"), ("LIFT_PORT", "15021"), ("UHF_PORT", "15022")))
+RTU = os.environ.get("RTU_TTY", "/tmp/gatehouse-demo/ttyGW")
 rnd = random.Random(2026)
 os.makedirs(out, exist_ok=True)
 
@@ -35,13 +40,26 @@ for b in (1, 2):
     ents["device"].append({"id": mac, "type": 0, "name": "Block %s entrance" % "AB"[b - 1],
                            "area": "building", "building": bid, "ip": "192.0.2.%d" % (10 + b),
                            "relays": [{"n": 1, "name": "Entrance door"},
-                                      {"n": 2, "name": "Bike room", "methods": ["rf", "uhf"]}]})
+                                      {"n": 2, "name": "Bike room", "methods": ["rf", "uhf"],
+                                       "board": {"board": "bikes", "channel": 1}}]})
 gate = "0C1105C00001"
 ents["mac"].append({"id": gate})
 ents["device"].append({"id": gate, "type": 0, "name": "Garden gate", "area": "site",
                        "relays": [{"n": 1, "name": "Gate"}]})
+ents["relay_board"].append({"id": "bikes", "name": "Bike room board", "profile": "MK485-G2R-8J8C",
+                            "mode": "rs485", "bus": RTU,
+                            "channels": [{"channel": 1, "name": "Bike room door", "function": "door"}]})
+ents["relay_board"].append({"id": "lift-a", "name": "Block A lift", "profile": "LIFT-16", "mode": "ethernet",
+                            "bus": "127.0.0.1:%d" % LIFT_PORT, "building": "bldg-1",
+                            "channels": [{"channel": 1, "floor": "G0", "function": "lift_floor"}] +
+                                        [{"channel": f + 1, "floor": str(f), "function": "lift_floor"} for f in range(1, 6)]})
+ents["relay_board"].append({"id": "uhf-garage", "name": "Garage UHF reader", "profile": "UHF-READER",
+                            "mode": "ethernet", "bus": "127.0.0.1:%d" % UHF_PORT, "lot": "garage-lot"})
+ents["parking_lot"] = [{"id": "garage-lot", "name": "Garage", "capacity": 12,
+                        "entry": {"board": "garage", "channel": 1}, "exit": {"board": "garage", "channel": 2},
+                        "readers": [{"board": "uhf-garage", "direction": "entry"}]}]
 ents["relay_board"].append({"id": "garage", "name": "Garage barrier board", "profile": "HF-8000",
-                            "mode": "ethernet", "bus": "127.0.0.1:15020",
+                            "mode": "ethernet", "bus": "127.0.0.1:%d" % HF_PORT,
                             "channels": [{"channel": 1, "name": "Barrier in", "function": "barrier"},
                                          {"channel": 2, "name": "Barrier out", "function": "barrier"}]})
 

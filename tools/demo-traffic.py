@@ -45,6 +45,18 @@ try:
         sim = sims[dev["id"]]
         roll = rnd.random()
         t0 = time.perf_counter()
+        if roll < 0.08 and os.environ.get("UHF_FIFO"):
+            tags = [c for c in creds if c["type"] == "uhf"]
+            c = rnd.choice(tags)
+            direction = rnd.choice([1, 2])
+            with open(os.environ["UHF_FIFO"], "w") as fifo:
+                fifo.write("read %d %s\n" % (direction, c["code"]))
+            print("%s  %-22s UHF tag %s (%s) at the garage %s -> decided by the gateway at the barrier" % (
+                time.strftime("%H:%M:%S"), "Garage UHF reader", c["code"], names.get(c.get("person"), "?")[:13],
+                "entry" if direction == 1 else "exit"), flush=True)
+            time.sleep(rnd.uniform(0.3, 1.0))
+            n += 1
+            continue
         if roll < 0.12:
             apt = rnd.choice([a for a in apts if a["building"] == dev.get("building", a["building"])])
             r = sim.request("call.route", to=apt["apt"]) or {}

@@ -16,6 +16,25 @@ chmod 755 "$D"
 echo "== starting the mosquitto broker (dynamic security, anonymous off)"
 set -- $(/usr/bin/python3 "$ROOT/tests/sim/broker.py" start "$D/broker" gatehoused demo-gateway-pw)
 PORT=$1
+echo "== starting the simulated field bus (HF-8000, lift, UHF reader over Modbus TCP; MK485 over RTU on a pty)"
+eval "$(/usr/bin/python3 -c 'import socket
+for n in ("HF_PORT", "LIFT_PORT", "UHF_PORT"):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); print("export %s=%d" % (n, s.getsockname()[1])); s.close()')"
+export RTU_TTY="$D/ttyGW"
+socat pty,raw,echo=0,link="$D/ttyGW" pty,raw,echo=0,link="$D/ttyBOARD" 2>/dev/null &
+SOCAT=$!
+i=0; while [ ! -e "$D/ttyBOARD" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+P="$ROOT/drivers/profiles"
+"$ROOT/$B/sim/modbus_sim" --profile "$P/HF-8000.ini" --tcp "$HF_PORT" >"$D/sim-garage.log" 2>&1 &
+S1=$!
+"$ROOT/$B/sim/modbus_sim" --profile "$P/LIFT-16.ini" --tcp "$LIFT_PORT" >"$D/sim-lift.log" 2>&1 &
+S2=$!
+"$ROOT/$B/sim/modbus_sim" --profile "$P/MK485-G2R-8J8C.ini" --rtu "$D/ttyBOARD" >"$D/sim-bikes.log" 2>&1 &
+S3=$!
+mkfifo "$D/uhf.in"
+"$ROOT/$B/sim/modbus_sim" --profile "$P/UHF-READER.ini" --tcp "$UHF_PORT" <"$D/uhf.in" >"$D/sim-uhf.log" 2>&1 &
+S4=$!
+exec 7<>"$D/uhf.in"   # keeps the reader's input open for the traffic script
 printf 'demo-gateway-pw\n' >"$D/mqtt.password"
 chmod 600 "$D/mqtt.password"
 cat >"$D/gatehouse.conf" <<CONF
@@ -40,7 +59,7 @@ gh() { "$ROOT/$B/gatehouse" --config "$D/gatehouse.conf" "$@"; }
 echo "== seeding the demo site into $D/site.db (through the validator)"
 python3 "$ROOT/tools/demo-seed.py" "$D/seed"
 gh put settings "$D/seed/settings.json" >/dev/null
-for kind in mac building apartment relay_board device person credential access_group temp_key; do
+for kind in mac building apartment relay_board parking_lot device person credential access_group temp_key; do
 	gh put "$kind" "$D/seed/$kind.json" | tail -n 1
 done
 echo "== issuing a broker account to every device"
@@ -61,13 +80,19 @@ echo "   admin login: admin / demo-admin-pw (for the web UI once it lands)"
 echo "== starting gatehoused"
 "$ROOT/$B/gatehoused" --config "$D/gatehouse.conf" 2>"$D/gatehoused.log" &
 PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; /usr/bin/python3 "$ROOT/tests/sim/broker.py" stop "$D/broker"; echo "== stopped; door logs in $D/site.db, daemon log $D/gatehoused.log"' EXIT INT TERM
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; kill $S1 $S2 $S3 $S4 $SOCAT 2>/dev/null; /usr/bin/python3 "$ROOT/tests/sim/broker.py" stop "$D/broker"; echo "== stopped; door logs in $D/site.db, daemon log $D/gatehoused.log"' EXIT INT TERM
 i=0
 while [ ! -S "$D/control.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 [ -S "$D/control.sock" ] || { cat "$D/gatehoused.log"; exit 1; }
 gh status | head -n 12
 echo "== door phones and monitors over MQTT (Ctrl-C to stop)"
-/usr/bin/python3 "$ROOT/tools/demo-traffic.py" "$PORT" "$D/seed" "$D/passwords.json" || true
+UHF_FIFO="$D/uhf.in" /usr/bin/python3 "$ROOT/tools/demo-traffic.py" "$PORT" "$D/seed" "$D/passwords.json" || true
+echo "== boards"
+gh status | python3 -c 'import json,sys; [print("   %-11s %-7s %s" % (b["id"], "online" if b["online"] else "OFFLINE", b["bus"])) for b in json.load(sys.stdin).get("boards", [])]'
+echo "== relay and lift switching seen by the simulated boards (last lines)"
+tail -n 3 "$D/sim-garage.log" "$D/sim-lift.log" "$D/sim-bikes.log" 2>/dev/null | sed 's/^/   /'
+echo "== garage"
+sqlite3 "$D/site.db" "SELECT '   inside: ' || count(*) FROM lot_vehicles; SELECT '   stays: ' || count(*) FROM parking_logs" 2>/dev/null || true
 gh status | grep -A3 '"devices"'
 echo "== last door logs"
 gh logs door --limit 8

@@ -83,13 +83,14 @@ static void after_write(const uint8_t *req, int hlen)
 	fflush(stdout);
 }
 
-/* a tag or plate read into the reader block (MODBUS.md) */
-static void reader_input(void)
+/* a tag or plate read into the reader block (MODBUS.md), or an input
+ * level; 0 at the end of stdin (then it is no longer watched) */
+static int reader_input(void)
 {
 	char line[128], code[64];
 	int dir, n;
 	if (!fgets(line, sizeof line, stdin))
-		return;
+		return 0;
 	uint16_t *r = map->tab_input_registers + prof->block_base;
 	int level;
 	if (sscanf(line, "input %d %d", &n, &level) == 2 && n >= 1 && n <= prof->inputs) {
@@ -98,14 +99,14 @@ static void reader_input(void)
 			*bit = (uint8_t)(level != 0);
 		else if (level)
 			*bit = 1; /* a rising edge stays latched until cleared */
-		return;
+		return 1;
 	}
 	if (sscanf(line, "skip %d", &n) == 1) {
 		r[0] = (uint16_t)(r[0] + n);
-		return;
+		return 1;
 	}
 	if (sscanf(line, "read %d %63s", &dir, code) != 2)
-		return;
+		return 1;
 	size_t len = strlen(code);
 	memset(r + 1, 0, 18 * sizeof *r);
 	r[1] = (uint16_t)dir;
@@ -115,6 +116,7 @@ static void reader_input(void)
 	r[0] = (uint16_t)(r[0] + 1); /* the sequence moves last */
 	printf("%ld tag %d %s\n", us_now(), dir, code);
 	fflush(stdout);
+	return 1;
 }
 
 int main(int argc, char **argv)
@@ -189,8 +191,12 @@ int main(int argc, char **argv)
 	setvbuf(stdin, NULL, _IONBF, 0); /* poll() on fd 0 must see every line */
 	while (!quit) {
 		struct pollfd in = { .fd = 0, .events = POLLIN };
+		/* every line that is there, before the next request */
 		while (reader && poll(&in, 1, 0) > 0 && (in.revents & POLLIN))
-			reader_input(); /* every line that is there, before the next request */
+			if (!reader_input()) {
+				reader = 0; /* stdin ended (or was /dev/null) */
+				break;
+			}
 		if (port && client < 0) {
 			fd_set r;
 			FD_ZERO(&r);
