@@ -294,8 +294,18 @@ static void on_input(void *ctx, const char *board, int input, int level, int lat
 static void on_housekeeping(uv_timer_t *t)
 {
 	app_t *a = t->data;
-	if (!engine_pass_open(a->en))
-		busmgr_refresh(a->bus);
+	if (engine_pass_open(a->en))
+		return;
+	busmgr_refresh(a->bus);
+	/* retention, once a minute and a little at a time, so no pass waits on
+	 * a big delete; audit logs are kept a year */
+	static unsigned ticks;
+	if (ticks++ % 60 != 5)
+		return;
+	int64_t n = store_purge_logs(a->st, a->cfg.log_retention_days, 365, gh_now(), 2000);
+	if (n > 0)
+		log_info("main", "retention: %lld log rows older than %d days removed", (long long)n,
+			 a->cfg.log_retention_days);
 }
 
 static void on_watchdog(uv_timer_t *t)

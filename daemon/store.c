@@ -26,6 +26,44 @@ struct store {
 sqlite3 *store_db(store_t *st) { return st->db; }
 int store_schema_latest(void) { return gh_schema_count; }
 
+int64_t store_purge_logs(store_t *st, int days, int audit_days, int64_t now, int limit)
+{
+	static const char *const sql[] = {
+		"DELETE FROM door_logs WHERE id IN (SELECT id FROM door_logs WHERE ts < ?1 ORDER BY id LIMIT ?2)",
+		"DELETE FROM call_logs WHERE id IN (SELECT id FROM call_logs WHERE ts < ?1 ORDER BY id LIMIT ?2)",
+		"DELETE FROM alarm_logs WHERE id IN (SELECT id FROM alarm_logs WHERE ts < ?1 AND solved = 1 "
+		"ORDER BY id LIMIT ?2)",
+		"DELETE FROM detection_logs WHERE id IN (SELECT id FROM detection_logs WHERE ts < ?1 ORDER BY id LIMIT ?2)",
+		"DELETE FROM parking_logs WHERE id IN (SELECT id FROM parking_logs WHERE exited_at < ?1 ORDER BY id LIMIT ?2)",
+		"DELETE FROM device_events WHERE (device, eid) IN (SELECT device, eid FROM device_events "
+		"WHERE ts < ?1 LIMIT ?2)",
+		"DELETE FROM audit_logs WHERE id IN (SELECT id FROM audit_logs WHERE ts < ?1 ORDER BY id LIMIT ?2)",
+	};
+	int64_t total = 0;
+	if (store_begin(st))
+		return -1;
+	for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+		sqlite3_stmt *s = store_stmt(st, sql[i]);
+		if (!s) {
+			store_rollback(st);
+			return -1;
+		}
+		int d = i == 6 ? audit_days : days;
+		sqlite3_bind_int64(s, 1, now - (int64_t)d * 86400);
+		sqlite3_bind_int(s, 2, limit);
+		int rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE) {
+			store_rollback(st);
+			return -1;
+		}
+		total += sqlite3_changes(st->db);
+	}
+	if (store_commit(st))
+		return -1;
+	return total;
+}
+
 int store_db_err(store_t *st, gh_err_t *err, const char *what)
 {
 	log_err("store", "%s: %s", what, sqlite3_errmsg(st->db));

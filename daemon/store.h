@@ -58,6 +58,13 @@ unsigned store_settings_gen_local(store_t *st);
 /* Unique per opened store in this process (caches key on it). */
 unsigned store_serial(store_t *st);
 
+/* Retention (PRODUCT.md: logs 30 days, audit logs longer): deletes door,
+ * call, alarm (solved only), detection and parking logs older than DAYS and
+ * audit logs older than AUDIT_DAYS, at most LIMIT rows per table per call
+ * (the daemon calls it often, so no call holds the database long). Returns
+ * the rows deleted, -1 on error. */
+int64_t store_purge_logs(store_t *st, int days, int audit_days, int64_t now, int limit);
+
 /* Maps a SQLite error to *err (status 500) naming WHAT failed. */
 int store_db_err(store_t *st, gh_err_t *err, const char *what);
 

@@ -606,6 +606,22 @@ Test(engine, deleting_a_member_or_device_keeps_groups_valid)
 	json_decref(g);
 }
 
+Test(engine, retention_purges_old_logs_and_keeps_audit_logs)
+{
+	decide_at(D1, 1, "pin", "1234", NULL, MON_0900);                  /* 2026-06-01 */
+	decide_at(D1, 1, "pin", "1234", NULL, utc(2026, 7, 15, 9, 0));   /* 45 days later */
+	sqlite3_exec(store_db(st), "INSERT INTO audit_logs(ts, actor, action) VALUES (1780000000, 't', 'x')",
+		     NULL, NULL, NULL);
+	int64_t n = store_purge_logs(st, 30, 365, utc(2026, 7, 16, 0, 0), 100);
+	cr_assert_eq(n, 1, "one door log older than 30 days, got %lld", (long long)n);
+	cr_assert_eq(count_logs("1"), 1);
+	sqlite3_stmt *s = NULL;
+	sqlite3_prepare_v2(store_db(st), "SELECT count(*) FROM audit_logs WHERE actor = 't'", -1, &s, NULL);
+	sqlite3_step(s);
+	cr_assert_eq(sqlite3_column_int(s, 0), 1, "audit logs are kept longer");
+	sqlite3_finalize(s);
+}
+
 Test(engine, reason_names_match_the_contract)
 {
 	cr_assert_str_eq(engine_reason_name(R_UNKNOWN_CREDENTIAL), "unknown_credential");
