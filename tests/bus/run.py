@@ -12,8 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -21,37 +19,17 @@ import threading
 import time
 
 ROOT = os.getcwd()
+sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
+from testlib import counts, free_port, ok, query, wait  # noqa: E402
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
 T = tempfile.mkdtemp(prefix="gh-bus-")
-passed = failed = 0
 DP = "0C1105E00001"
 
 
-def ok(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("  ok    " + name)
-    else:
-        failed += 1
-        print("  FAIL  " + name + (("\n        " + str(detail)) if detail else ""))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
-def wait(cond, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 class Sim:
@@ -107,11 +85,7 @@ def put(kind, obj):
 
 
 def db(sql, *params):
-    con = sqlite3.connect(os.path.join(T, "site.db"), timeout=10)
-    try:
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
+    return query(os.path.join(T, "site.db"), sql, *params)
 
 
 def status():
@@ -416,10 +390,10 @@ finally:
         if sp:
             sp.terminate()
             sp.wait(5)
-    if failed:
+    if counts["failed"]:
         print("  (logs kept in %s)" % T)
     else:
         shutil.rmtree(T, ignore_errors=True)
 
-print("bus: %d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+print("bus: %d passed, %d failed" % (counts["passed"], counts["failed"]))
+sys.exit(1 if counts["failed"] else 0)

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -19,22 +18,14 @@ ROOT = os.getcwd()
 sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
 import broker as brokermod  # noqa: E402
 from devsim import Device  # noqa: E402
+from testlib import counts, ok, query, wait  # noqa: E402
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
 T = tempfile.mkdtemp(prefix="gh-mqtt-")
 os.chmod(T, 0o755)  # the broker, dropped to the mosquitto user, must reach its folder
-passed = failed = 0
 DP1, DP2, IM1, GHOST = "0C1105A00001", "0C1105A00002", "0C1105A00003", "0C1105A000FF"
 
 
-def ok(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("  ok    " + name)
-    else:
-        failed += 1
-        print("  FAIL  " + name + (("\n        " + str(detail)) if detail else ""))
 
 
 def gh(*args, stdin=None):
@@ -44,20 +35,9 @@ def gh(*args, stdin=None):
 
 
 def db(sql, *params):
-    con = sqlite3.connect(os.path.join(T, "site.db"), timeout=10)
-    try:
-        return con.execute(sql, params).fetchall()
-    finally:
-        con.close()
+    return query(os.path.join(T, "site.db"), sql, *params)
 
 
-def wait(cond, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 class Daemon:
@@ -374,10 +354,10 @@ finally:
             pass
     daemon.stop(signal.SIGKILL)
     broker.stop()
-    if failed:
+    if counts["failed"]:
         print("  (logs kept in %s)" % T)
     else:
         shutil.rmtree(T, ignore_errors=True)
 
-print("mqtt: %d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+print("mqtt: %d passed, %d failed" % (counts["passed"], counts["failed"]))
+sys.exit(1 if counts["failed"] else 0)
