@@ -252,6 +252,8 @@ static int64_t methods_mask(json_t *m)
 	return mask ? mask : ((int64_t)1 << 62); /* an empty list allows nothing */
 }
 
+static int forget_in_groups(store_t *st, char kind, const char *id, int64_t lrev, int relay);
+
 static int w_device(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 {
 	row_t r;
@@ -289,6 +291,19 @@ static int w_device(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 		if (run(v->st, s))
 			return -1;
 	}
+	/* access groups let go of relays the device no longer has */
+	sqlite3_stmt *g = store_stmt(v->st, "SELECT DISTINCT tn FROM group_relays WHERE tkind = 'd' AND tid = ?1 "
+					    "AND tn NOT IN (SELECT n FROM device_relays WHERE device = ?1)");
+	if (!g)
+		return -1;
+	sqlite3_bind_text(g, 1, v->id, -1, SQLITE_STATIC);
+	int gone[64], ngone = 0;
+	while (sqlite3_step(g) == SQLITE_ROW && ngone < 64)
+		gone[ngone++] = sqlite3_column_int(g, 0);
+	sqlite3_reset(g);
+	for (int k = 0; k < ngone; k++)
+		if (forget_in_groups(v->st, 'D', v->id, lrev, gone[k]))
+			return -1;
 	return 0;
 }
 
@@ -496,17 +511,20 @@ int rows_write(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
  * dropping it from members.KEY (persons, apartments, buildings) or from
  * relays (a device's relays, a board's channels), so the groups stay valid
  * and their derived rows agree with their JSON. */
-static int forget_in_groups(store_t *st, char kind, const char *id, int64_t lrev)
+static int forget_in_groups(store_t *st, char kind, const char *id, int64_t lrev, int relay)
 {
 	int is_member = kind == 'p' || kind == 'a' || kind == 'b';
 	const char *key = kind == 'p' ? "persons" : kind == 'a' ? "apartments" : "buildings";
 	char k[2] = { kind == 'D' ? 'd' : kind == 'B' ? 'b' : kind, 0 };
-	sqlite3_stmt *s = store_stmt(st, is_member ? "SELECT DISTINCT grp FROM group_members WHERE mkind = ? AND member = ?"
-						   : "SELECT DISTINCT grp FROM group_relays WHERE tkind = ? AND tid = ?");
+	sqlite3_stmt *s = store_stmt(st, is_member ? "SELECT DISTINCT grp FROM group_members WHERE mkind = ?1 AND member = ?2"
+						   : "SELECT DISTINCT grp FROM group_relays WHERE tkind = ?1 AND tid = ?2 "
+						     "AND (?3 = 0 OR tn = ?3)");
 	if (!s)
 		return -1;
 	sqlite3_bind_text(s, 1, k, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	if (!is_member)
+		sqlite3_bind_int(s, 3, relay);
 	json_t *groups = json_array();
 	while (sqlite3_step(s) == SQLITE_ROW)
 		json_array_append_new(groups, json_string((const char *)sqlite3_column_text(s, 0)));
@@ -533,7 +551,8 @@ static int forget_in_groups(store_t *st, char kind, const char *id, int64_t lrev
 			json_t *x = json_array_get(list, j);
 			const char *v = is_member ? json_string_value(x)
 				      : json_string_value(json_object_get(x, kind == 'D' ? "device" : "board"));
-			if (v && !strcmp(v, id))
+			json_int_t n = json_integer_value(json_object_get(x, kind == 'D' ? "relay" : "channel"));
+			if (v && !strcmp(v, id) && (is_member || relay == 0 || n == relay))
 				json_array_remove(list, j);
 		}
 		char *txt = jdump(d);
@@ -553,12 +572,14 @@ static int forget_in_groups(store_t *st, char kind, const char *id, int64_t lrev
 	json_decref(groups);
 	if (rc)
 		return -1;
-	s = store_stmt(st, is_member ? "DELETE FROM group_members WHERE mkind = ? AND member = ?"
-				     : "DELETE FROM group_relays WHERE tkind = ? AND tid = ?");
+	s = store_stmt(st, is_member ? "DELETE FROM group_members WHERE mkind = ?1 AND member = ?2"
+				     : "DELETE FROM group_relays WHERE tkind = ?1 AND tid = ?2 AND (?3 = 0 OR tn = ?3)");
 	if (!s)
 		return -1;
 	sqlite3_bind_text(s, 1, k, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	if (!is_member)
+		sqlite3_bind_int(s, 3, relay);
 	return run(st, s);
 }
 
@@ -592,7 +613,7 @@ static int forget_cascade(store_t *st, ent_t e, const char *id, int64_t lrev)
 		size_t i;
 		json_t *x;
 		int rc = 0;
-		json_array_foreach(ids, i, x) if ((rc = forget_in_groups(st, steps[k].kind, json_string_value(x), lrev))) break;
+		json_array_foreach(ids, i, x) if ((rc = forget_in_groups(st, steps[k].kind, json_string_value(x), lrev, 0))) break;
 		json_decref(ids);
 		if (rc)
 			return -1;
@@ -612,11 +633,11 @@ int rows_delete_extra(store_t *st, ent_t e, const char *id, int64_t lrev)
 	int list[3] = { -1, -1, -1 };
 	int rc = 0;
 	switch (e) {
-	case ENT_PERSON: rc = forget_in_groups(st, 'p', id, lrev); break;
-	case ENT_APARTMENT: rc = forget_cascade(st, e, id, lrev) || forget_in_groups(st, 'a', id, lrev); break;
-	case ENT_BUILDING: rc = forget_cascade(st, e, id, lrev) || forget_in_groups(st, 'b', id, lrev); break;
-	case ENT_DEVICE: rc = forget_in_groups(st, 'D', id, lrev); list[0] = 0; list[1] = 1; break;
-	case ENT_RELAY_BOARD: rc = forget_in_groups(st, 'B', id, lrev); list[0] = 2; list[1] = 4; break;
+	case ENT_PERSON: rc = forget_in_groups(st, 'p', id, lrev, 0); break;
+	case ENT_APARTMENT: rc = forget_cascade(st, e, id, lrev) || forget_in_groups(st, 'a', id, lrev, 0); break;
+	case ENT_BUILDING: rc = forget_cascade(st, e, id, lrev) || forget_in_groups(st, 'b', id, lrev, 0); break;
+	case ENT_DEVICE: rc = forget_in_groups(st, 'D', id, lrev, 0); list[0] = 0; list[1] = 1; break;
+	case ENT_RELAY_BOARD: rc = forget_in_groups(st, 'B', id, lrev, 0); list[0] = 2; list[1] = 4; break;
 	case ENT_ACCESS_GROUP: list[0] = 3; break;
 	default: return 0;
 	}

@@ -606,6 +606,21 @@ Test(engine, deleting_a_member_or_device_keeps_groups_valid)
 	json_decref(g);
 }
 
+Test(engine, dropping_a_device_relay_keeps_groups_valid)
+{
+	/* relay 4 goes; the default group held it */
+	tu_put(st, ENT_DEVICE, "{\"id\":\"" D1 "\",\"type\":0,\"name\":\"Main entrance\",\"area\":\"building\","
+			       "\"building\":\"b1\",\"relays\":[{\"n\":1},{\"n\":2,\"methods\":[\"rf\"]},{\"n\":3}]}");
+	json_t *g = NULL;
+	gh_err_t err = { 0 };
+	cr_assert_eq(ent_get(st, ENT_ACCESS_GROUP, "g_b1", &g, &err), 0);
+	cr_assert_eq(json_array_size(json_object_get(g, "relays")), 3, "relay 4 left the group");
+	cr_assert_eq(ent_put(st, ENT_ACCESS_GROUP, NULL, g, NULL, NULL, &err), 0, "%s", err.message);
+	json_decref(g);
+	assert_granted(decide_at(D1, 1, "pin", "1234", NULL, MON_0900));
+	assert_reason(decide_at(D1, 4, "pin", "1234", NULL, MON_0900), R_RELAY_NOT_ALLOWED);
+}
+
 Test(engine, retention_purges_old_logs_and_keeps_audit_logs)
 {
 	decide_at(D1, 1, "pin", "1234", NULL, MON_0900);                  /* 2026-06-01 */
