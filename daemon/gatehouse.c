@@ -337,6 +337,17 @@ static int cmd_emergency(int argc, char **argv)
 	return rc;
 }
 
+/* Prints OUT (or the error), frees it and closes the store: the end of
+ * every read command. */
+static int print_and_close(store_t *st, int rc, json_t *out, const gh_err_t *err)
+{
+	if (!rc)
+		print_json(out);
+	json_decref(out);
+	store_close(st);
+	return rc ? fail(err) : 0;
+}
+
 static int entity_arg(const char *name)
 {
 	int e = ent_parse(name);
@@ -356,11 +367,7 @@ static int cmd_get(int argc, char **argv)
 	json_t *out = NULL;
 	gh_err_t err = { 0 };
 	int rc = ent_get(st, (ent_t)e, argv[1], &out, &err);
-	if (!rc)
-		print_json(out);
-	json_decref(out);
-	store_close(st);
-	return rc ? fail(&err) : 0;
+	return print_and_close(st, rc, out, &err);
 }
 
 static int cmd_list(int argc, char **argv)
@@ -382,11 +389,7 @@ static int cmd_list(int argc, char **argv)
 	json_t *out = NULL;
 	gh_err_t err = { 0 };
 	int rc = ent_list(st, (ent_t)e, cursor, limit, &out, &err);
-	if (!rc)
-		print_json(out);
-	json_decref(out);
-	store_close(st);
-	return rc ? fail(&err) : 0;
+	return print_and_close(st, rc, out, &err);
 }
 
 static int cmd_put(int argc, char **argv)
