@@ -7,6 +7,14 @@ so the figure is request sent -> coil written, end to end through the
 daemon's control socket, the engine, the bus worker and the Modbus round
 trip. Measures and prints; never asserts.
 
+A pty moves bytes at memory speed, so the plain RTU figure shows the
+gateway's own share only. The third board ("RTU, paced") runs the simulator
+with --paced: it waits the wire time of both frames at 115200 8N1 plus the two
+t3.5 silences before it answers, as a real RS485 board would, and stamps the
+write when its reply leaves. That figure is comparable with the physical floor
+of a write-single-coil round trip (MODBUS.md: 16 bytes at 86.8 us plus
+2 x 1.75 ms = 4.89 ms).
+
 usage: bench/bench_bus.py [BUILD_DIR] [--samples N]
 """
 import json
@@ -37,6 +45,7 @@ def free_port():
 class Sim:
     def __init__(self, profile, *where):
         self.writes = {}
+        self.offs = {}
         self.proc = subprocess.Popen([os.path.join(ROOT, BUILD, "sim", "modbus_sim"), "--profile", profile] + list(where),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.ready = threading.Event()
@@ -49,16 +58,16 @@ class Sim:
             f = line.split()
             if len(f) >= 2 and f[1] == "ready":
                 self.ready.set()
-            elif len(f) == 4 and f[1] == "coil" and f[3] == "1":
+            elif len(f) == 4 and f[1] == "coil":
                 with self.lock:
-                    self.writes.setdefault(int(f[2]), []).append(int(f[0]))
+                    (self.writes if f[3] == "1" else self.offs).setdefault(int(f[2]), []).append(int(f[0]))
                     self.lock.notify_all()
 
-    def wait_on(self, addr, after_us, timeout=2.0):
+    def wait_on(self, addr, after_us, timeout=2.0, off=False):
         end = time.time() + timeout
         with self.lock:
             while True:
-                hits = [t for t in self.writes.get(addr, []) if t >= after_us]
+                hits = [t for t in (self.offs if off else self.writes).get(addr, []) if t >= after_us]
                 if hits:
                     return hits[0]
                 if time.time() > end:
@@ -86,11 +95,14 @@ def run():
     shutil.copy(profile, T + "/profiles/")
     socat = subprocess.Popen(["socat", "pty,raw,echo=0,link=%s/gw" % T, "pty,raw,echo=0,link=%s/board" % T],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not (os.path.exists(T + "/gw") and os.path.exists(T + "/board")):
+    socat2 = subprocess.Popen(["socat", "pty,raw,echo=0,link=%s/gw2" % T, "pty,raw,echo=0,link=%s/board2" % T],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not all(os.path.exists(T + "/" + x) for x in ("gw", "board", "gw2", "board2")):
         time.sleep(0.02)
     port = free_port()
     tcp = Sim(profile, "--tcp", str(port))
     rtu = Sim(profile, "--rtu", T + "/board")
+    rtup = Sim(profile, "--rtu", T + "/board2", "--paced")
     conf = T + "/gh.conf"
     with open(conf, "w") as f:
         f.write("[site]\nid = bench\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = profiles\n"
@@ -104,11 +116,13 @@ def run():
     put("relay_board", {"id": "tcp", "profile": "BENCH-16", "mode": "ethernet", "bus": "127.0.0.1:%d" % port})
     put("relay_board", {"id": "rtu", "profile": "BENCH-16", "mode": "rs485", "bus": T + "/gw",
                         "serial": {"baud": 115200}})
+    put("relay_board", {"id": "rtup", "profile": "BENCH-16", "mode": "rs485", "bus": T + "/gw2",
+                        "serial": {"baud": 115200}})
     put("building", {"id": "b", "name": "B"})
     put("apartment", {"id": "a", "building": "b", "apt": "1"})
     put("person", {"id": "p", "kind": "resident", "apartment": "a", "first_name": "Bench"})
     put("credential", {"id": "c", "person": "p", "type": "pin", "code": "1234"})
-    put("access_group", {"id": "g", "name": "all", "relays": [{"board": b, "channel": c} for b in ("tcp", "rtu")
+    put("access_group", {"id": "g", "name": "all", "relays": [{"board": b, "channel": c} for b in ("tcp", "rtu", "rtup")
                                                              for c in range(1, CH + 1)],
                          "members": {"persons": ["p"]}})
     daemon = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", conf],
@@ -119,11 +133,14 @@ def run():
     s, f = ctl(T + "/ctl.sock")
     print("gatehouse bench_bus: access.check -> coil on, %d samples per transport" % N)
     results = {}
-    for name, sim in (("tcp", tcp), ("rtu", rtu)):
+    labels = {"tcp": "Modbus TCP, loopback       ", "rtu": "Modbus RTU, 115200, pty   ",
+              "rtup": "Modbus RTU, 115200, paced "}
+    floor_ms = (16 * 10 / 115200.0 + 2 * 0.00175) * 1000
+    for name, sim in (("tcp", tcp), ("rtu", rtu), ("rtup", rtup)):
         lat = []
-        for i in range(N):
+        for i in range(N if name != "rtup" else N // 2):
             ch = i % CH + 1
-            if i and ch == 1:
+            if i and ch == 1 and name != "rtup":
                 time.sleep(0.12)  # every pulse of the round has ended (hold 100 ms)
             t0 = time.monotonic_ns() // 1000
             f.write(json.dumps({"op": "access.check", "board": name, "relay": ch, "method": "pin",
@@ -133,15 +150,23 @@ def run():
             t1 = sim.wait_on(ch - 1, t0)
             if t1:
                 lat.append((t1 - t0) / 1000.0)
-            time.sleep(0.004)  # requests arrive one at a time, as doors are opened
+            if name == "rtup" and t1:
+                # one write at a time on the slow line: the pulse's "off"
+                # (after the 100 ms hold) would otherwise queue the next open
+                sim.wait_on(ch - 1, t1, off=True)
+            # requests arrive one at a time, as doors are opened (the paced
+            # line needs ~5 ms a write: a faster rate would measure queueing)
+            time.sleep(0.004 if name != "rtup" else 0.010)
         results[name] = lat
-        print("  %s: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms  (%d of %d switched)" % (
-            "Modbus TCP, loopback      " if name == "tcp" else "Modbus RTU, 115200, pty  ", pct(lat, 50),
-            pct(lat, 90), pct(lat, 99), max(lat) if lat else float("nan"), len(lat), N))
+        print("  %s: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms  (%d switched)" % (
+            labels[name], pct(lat, 50), pct(lat, 90), pct(lat, 99), max(lat) if lat else float("nan"), len(lat)))
+        if name == "rtup" and lat:
+            print("    physical floor %.2f ms: p50 %.2fx, p99 %.2fx the floor" % (
+                floor_ms, pct(lat, 50) / floor_ms, pct(lat, 99) / floor_ms))
     # bus rate: a burst of opens on distinct channels, time to the last write
     time.sleep(0.3)
     rates = {}
-    for name, sim in (("tcp", tcp), ("rtu", rtu)):
+    for name, sim in (("tcp", tcp), ("rtu", rtu), ("rtup", rtup)):
         t0 = time.monotonic_ns() // 1000
         for ch in range(1, CH + 1):
             f.write(json.dumps({"op": "access.check", "board": name, "relay": ch, "method": "pin",
@@ -159,9 +184,10 @@ def run():
     s.close()
     daemon.terminate()
     daemon.wait(10)
-    for x in (tcp, rtu):
+    for x in (tcp, rtu, rtup):
         x.proc.terminate()
     socat.terminate()
+    socat2.terminate()
 
 
 try:

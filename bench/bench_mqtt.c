@@ -29,7 +29,7 @@
 
 static struct {
 	long persons, devices, rate, seconds, events, idle_s;
-	int quick;
+	int quick, floor;
 } o = { .persons = 200000, .devices = 200, .rate = 500, .seconds = 20, .events = 50000, .idle_s = 10 };
 
 static char dir[256], build[64] = "build";
@@ -132,6 +132,7 @@ static void build_site(const char *path)
 /* ---- processes ---- */
 
 static pid_t daemon_pid;
+static void echo_main(void);
 
 static void start_broker(void)
 {
@@ -170,6 +171,8 @@ static void start_daemon(void)
 	fclose(f);
 	snprintf(exe, sizeof exe, "%s/%s/gatehoused", cwd, build);
 	daemon_pid = fork();
+	if (daemon_pid == 0 && o.floor)
+		echo_main();
 	if (daemon_pid == 0) {
 		char logp[300];
 		snprintf(logp, sizeof logp, "%s/daemon.log", dir);
@@ -178,6 +181,50 @@ static void start_daemon(void)
 		execl(exe, "gatehoused", "--config", conf, (char *)NULL);
 		_exit(127);
 	}
+}
+
+/* --floor: the same round trip answered by a minimal libmosquitto client that
+ * does no work at all (no JSON, no lookup, no store). What it measures is the
+ * broker and the loopback network on this machine: the floor under gatehoused. */
+static void echo_msg(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+{
+	(void)obj;
+	char topic[128], reply[128];
+	const char *mac = msg->topic + strlen("gatehouse/v1/dev/");
+	const char *slash = strchr(mac, '/');
+	const char *rid = msg->payloadlen ? strstr(msg->payload, "\"rid\":\"") : NULL;
+	if (!slash || !rid)
+		return;
+	rid += 7;
+	const char *q = strchr(rid, '"');
+	if (!q)
+		return;
+	snprintf(topic, sizeof topic, "gatehouse/v1/dev/%.*s/resp", (int)(slash - mac), mac);
+	int n = snprintf(reply, sizeof reply, "{\"rid\":\"%.*s\",\"ok\":true}", (int)(q - rid), rid);
+	mosquitto_publish(m, NULL, topic, n, reply, 1, false);
+}
+
+static void echo_connected(struct mosquitto *m, void *obj, int rc)
+{
+	(void)obj;
+	if (rc)
+		return;
+	mosquitto_subscribe(m, NULL, "gatehouse/v1/dev/+/req", 1);
+	mosquitto_publish(m, NULL, "gatehouse/v1/gw/status", 15, "{\"online\":true}", 1, true);
+}
+
+static void echo_main(void)
+{
+	mosquitto_lib_init();
+	struct mosquitto *m = mosquitto_new("bench-echo", true, NULL);
+	mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
+	mosquitto_username_pw_set(m, "gatehoused", bpass);
+	mosquitto_connect_callback_set(m, echo_connected);
+	mosquitto_message_callback_set(m, echo_msg);
+	if (mosquitto_connect(m, "127.0.0.1", broker_port, 30))
+		_exit(1);
+	mosquitto_loop_forever(m, -1, 1);
+	_exit(0);
 }
 
 static double proc_cpu_s(pid_t pid)
@@ -304,6 +351,7 @@ int main(int argc, char **argv)
 					      { "rate", required_argument, NULL, 'r' },
 					      { "seconds", required_argument, NULL, 's' },
 					      { "events", required_argument, NULL, 'e' },
+					      { "floor", no_argument, NULL, 'f' },
 					      { NULL, 0, NULL, 0 } };
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -314,6 +362,7 @@ int main(int argc, char **argv)
 		case 'r': o.rate = strtol(optarg, NULL, 10); break;
 		case 's': o.seconds = strtol(optarg, NULL, 10); break;
 		case 'e': o.events = strtol(optarg, NULL, 10); break;
+		case 'f': o.floor = 1; o.persons = 1000; o.events = 0; o.idle_s = 0; break;
 		default: return 2;
 		}
 	}
@@ -413,6 +462,8 @@ int main(int argc, char **argv)
 	double cpu1 = proc_cpu_s(daemon_pid);
 	double rss_busy = proc_mem_mb(daemon_pid, "VmRSS:"), hwm = proc_mem_mb(daemon_pid, "VmHWM:");
 	qsort(lat_us, (size_t)nlat, sizeof *lat_us, cmp_d);
+	if (o.floor)
+		printf("\n[floor] a do-nothing MQTT client answers instead of gatehoused");
 	printf("\n[access.check] %ld requests at %ld/s from %ld devices, %ld answered\n", max_req, o.rate,
 	       o.devices, nlat);
 	printf("  round trip device -> broker -> gatehoused -> broker -> device: p50 %.3f  p90 %.3f  p99 %.3f  "

@@ -753,9 +753,6 @@ static int v_relay_board(vctx_t *v)
 			return -1;
 		if (!has)
 			json_object_set_new(c, "hold_ms", json_null());
-		if (fn == 3 && json_is_null(json_object_get(c, "floor")))
-			return E422(v, jpath(f, sizeof f, "channels", (long)i, "floor"),
-				    "%s is required for a lift_floor channel", f);
 	}
 	return 0;
 }

@@ -118,10 +118,70 @@ void busmgr_set_reader_cb(busmgr_t *m, bus_read_fn fn, void *ctx)
 	}
 }
 
+/* Lift buttons (channels) with no floor label of their own are numbered
+ * from the building (PRODUCT.md: "ground floor and floor-start (for lift
+ * mapping)"). Channel 1 serves the floor start (none: the ground floor) and
+ * each next channel the floor above. A ground floor of G0, G1 or G2 means
+ * ground levels G0 up to it between -1 and 1; a numbered ground floor (or
+ * none, which counts as 1) means plain numbers, with 0 only when the ground
+ * floor is 0. Labels run -10..128; channels beyond that serve nothing. */
+int lift_floor_label(const char *ground, int has_start, int start, int channel, char out[8])
+{
+	enum { G = 1000 }; /* G + k stands for the ground level Gk */
+	int glevels = ground && ground[0] == 'G' ? ground[1] - '0' + 1 : 0;
+	int gnum = ground && *ground && !glevels ? atoi(ground) : 1;
+	int f = has_start ? (glevels && start == 0 ? G : start) : glevels ? G : gnum;
+	out[0] = '\0';
+	if (channel < 1)
+		return -1;
+	for (int k = 1; k < channel; k++) {
+		if (f >= G)
+			f = f - G + 1 < glevels ? f + 1 : 1;
+		else if (++f == 0 && glevels)
+			f = G;
+		else if (f == 0 && gnum != 0)
+			f = 1; /* no floor 0 unless the ground floor is 0 */
+	}
+	if (f >= G)
+		snprintf(out, 8, "G%d", (f - G) % 10);
+	else if (f >= -10 && f <= 128)
+		snprintf(out, 8, "%d", f);
+	else
+		return -1;
+	return 0;
+}
+
+static void lift_floors(busmgr_t *m)
+{
+	sqlite3_stmt *s = store_stmt(m->st, "SELECT ground_floor, floor_start FROM buildings WHERE id = ?");
+	for (board_t *bd = m->boards; bd; bd = bd->next) {
+		if (bd->p->kind != PROF_LIFT)
+			continue;
+		char ground[8] = "";
+		int has_start = 0, start = 0;
+		if (s && *bd->building) {
+			sqlite3_bind_text(s, 1, bd->building, -1, SQLITE_STATIC);
+			if (sqlite3_step(s) == SQLITE_ROW) {
+				if (sqlite3_column_text(s, 0))
+					snprintf(ground, sizeof ground, "%s", (const char *)sqlite3_column_text(s, 0));
+				has_start = sqlite3_column_type(s, 1) != SQLITE_NULL;
+				start = sqlite3_column_int(s, 1);
+			}
+			sqlite3_reset(s);
+		}
+		for (int c = 1; c <= bd->p->channels && c <= MAX_CHANNELS; c++)
+			if (!bd->ch[c].floor[0])
+				lift_floor_label(ground, has_start, start, c, bd->ch[c].floor);
+	}
+}
+
 static void boards_signature(store_t *st, char *out, size_t len)
 {
+	/* a building's ground floor and floor start number its lifts' buttons */
 	sqlite3_stmt *s = store_stmt(st, "SELECT (SELECT count(*) || ':' || COALESCE(max(lrev), 0) FROM relay_boards) "
-					 "|| ':' || (SELECT COALESCE(max(lrev), 0) FROM tombstones WHERE entity = 'relay_board')");
+					 "|| ':' || (SELECT COALESCE(max(lrev), 0) FROM tombstones WHERE entity = 'relay_board') "
+					 "|| ':' || (SELECT COALESCE(max(b.lrev), 0) FROM buildings b "
+					 "JOIN relay_boards r ON r.building = b.id)");
 	out[0] = '\0';
 	if (s && sqlite3_step(s) == SQLITE_ROW)
 		snprintf(out, len, "%s", (const char *)sqlite3_column_text(s, 0));
@@ -528,6 +588,7 @@ static void load(busmgr_t *m)
 			}
 	if (s)
 		sqlite3_reset(s);
+	lift_floors(m);
 	/* idle state first: every relay off, or held on for an active emergency */
 	json_t *em = NULL;
 	char buf[65536];

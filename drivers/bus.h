@@ -35,6 +35,11 @@ int busmgr_hold(busmgr_t *m, const char *board, int channel, int on);
  * of them with ALL; overlapping grants merge (each button stays on until
  * the latest grant of it ends). Returns the number of buttons switched. */
 int busmgr_lift(busmgr_t *m, const char *building, char (*floors)[8], int nfloors, int all, int seconds);
+/* The floor a lift button serves when its channel has no floor label:
+ * counted from the building's floor start (HAS_START) and ground floor
+ * (a label, "" or NULL for none). Writes the label to OUT; -1 when
+ * CHANNEL serves no floor in -10..128. */
+int lift_floor_label(const char *ground, int has_start, int start, int channel, char out[8]);
 /* A UHF tag or licence plate read by a reader board (MODBUS.md reader
  * block): METHOD "uhf" or "plate", DIRECTION 0 unknown / 1 entry / 2 exit,
  * LOT the reader board's parking lot ("" if none). */

@@ -107,6 +107,7 @@ try:
         f.write("[profile]\nname = ACME-2R\nkind = relay\nchannels = 2\ntransports = tcp\n"
                 "[relay]\nwrite = coil\ncoil_base = 10\n")
     hf_port, lift_port, acme_port, uhf_port, lpr_port = free_port(), free_port(), free_port(), free_port(), free_port()
+    lift2_port = free_port()
     rsac = Sim("RSAC-C1-R8", "--rtu", T + "/ttyB4")
     hfr = Sim("HF-8000", "--rtu", T + "/ttyB5")
     lpr = Sim("LPR-CAMERA", "--tcp", str(lpr_port))
@@ -119,7 +120,8 @@ try:
     mk = Sim("MK485-G2R-8J8C", "--rtu", T + "/ttyBOARD")
     lift = Sim("LIFT-16", "--tcp", str(lift_port))
     acme = Sim("../../" + T + "/profiles/ACME-2R", "--tcp", str(acme_port))
-    sims += [hf, mk, lift, acme]
+    lift2 = Sim("LIFT-16", "--tcp", str(lift2_port))
+    sims += [hf, mk, lift, acme, lift2]
     print("== bus: simulators up")
     ok("HF-8000 over Modbus TCP and MK485 over RTU (socat pty) are ready", hf.ready.is_set() and mk.ready.is_set())
     ok("a lift controller and a board from an added profile file are ready", lift.ready.is_set() and acme.ready.is_set())
@@ -141,6 +143,16 @@ try:
     put("relay_board", {"id": "lift", "profile": "LIFT-16", "mode": "ethernet", "bus": "127.0.0.1:%d" % lift_port,
                         "building": "b1", "channels": [{"channel": c, "floor": f} for c, f in
                                                        ((1, "G0"), (2, "1"), (3, "2"), (4, "3"), (5, "-1"))]})
+    # a second building whose lift buttons carry no labels: numbered from its
+    # floor start (-2) through its ground levels (G0, G1)
+    put("building", {"id": "b2", "name": "Block B", "ground_floor": "G1", "floor_start": -2})
+    put("apartment", {"id": "a2", "building": "b2", "apt": "201"})
+    put("relay_board", {"id": "lift2", "profile": "LIFT-16", "mode": "ethernet", "bus": "127.0.0.1:%d" % lift2_port,
+                        "building": "b2"})
+    put("person", {"id": "p3", "kind": "resident", "apartment": "a2", "first_name": "Cleo",
+                   "floors": ["G1", "2", "-2"]})
+    put("credential", {"id": "c7", "person": "p3", "type": "pin", "code": "3456"})
+    put("access_group", {"id": "g2", "name": "Block B", "building": "b2", "relays": [{"board": "hf", "channel": 4}]})
     r = put("relay_board", {"id": "acme", "profile": "ACME-2R", "mode": "ethernet", "bus": "127.0.0.1:%d" % acme_port,
                             "channels": [{"channel": 2, "name": "Cellar", "function": "door"}]})
     ok("the validator knows the added profile", r.returncode == 0, r.stderr)
@@ -184,7 +196,7 @@ try:
        wait(lambda: all(512 in hf.values(a) for a in range(4))), hf.writes)
     ok("every MK485 relay is driven off at start (coils)", wait(lambda: all(0 in mk.values(a) for a in range(8))), mk.writes)
     ok("every board shows online", wait(lambda: all(b["online"] for b in status().get("boards", [])) and
-                                       len(status()["boards"]) == 10), status().get("boards"))
+                                       len(status()["boards"]) == 11), status().get("boards"))
 
     print("== bus: a granted PIN opens the board relay wired to the door phone")
     n0 = len(hf.writes)
@@ -234,6 +246,21 @@ try:
     ok("overlapping grants merge: floor 3 is switched on once and off once",
        wait(lambda: [v for (_, k, a, v) in lift.writes[l0:] if a == 3] == [1, 0], 5)
        and [v for (_, k, a, v) in lift.writes[l0:] if a == 2] == [1, 0], lift.writes[l0:])
+
+    l0, la0 = len(lift2.writes), len(lift.writes)
+    r = gh("access", "check", "--board", "hf", "--relay", "4", "--method", "pin", "--code", "3456")
+    ok("a Block B resident is granted at its door", '"granted": true' in r.stdout, r.stdout)
+    ok("unlabelled buttons follow the building: -2, G1 and 2 -> buttons 1, 4 and 6",
+       wait(lambda: sorted(a for (_, k, a, v) in lift2.writes[l0:] if v == 1) == [0, 3, 5], 5), lift2.writes[l0:])
+    ok("Block A's lift is not switched for a Block B resident",
+       not [1 for (_, k, a, v) in lift.writes[la0:] if v == 1], lift.writes[la0:])
+    put("building", {"id": "b2", "name": "Block B", "ground_floor": "0", "floor_start": -1})
+    time.sleep(1.5)  # the grant ended; housekeeping reloaded the boards
+    l0 = len(lift2.writes)
+    gh("access", "check", "--board", "hf", "--relay", "4", "--method", "pin", "--code", "3456")
+    ok("after the building's numbering changes (ground 0, start -1): 2 and -2 -> button 4 only (G1 is gone)",
+       wait(lambda: sorted(a for (_, k, a, v) in lift2.writes[l0:] if v == 1) == [3], 5)
+       and not wait(lambda: len([1 for (_, k, a, v) in lift2.writes[l0:] if v == 1]) > 1, 0.5), lift2.writes[l0:])
 
     print("== bus: remote open")
     a0 = len(acme.writes)

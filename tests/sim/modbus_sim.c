@@ -119,6 +119,39 @@ static int reader_input(void)
 	return 1;
 }
 
+/* --paced (RTU): a pty moves bytes at memory speed, so the simulator adds the
+ * time a real line would take: both frames at the profile's baud rate (8N1,
+ * 10 bits a character) and the t3.5 silence that ends each frame (fixed at
+ * 1.75 ms above 19200 baud). The reply then leaves when it would have
+ * arrived on a real RS485 bus. */
+static int paced;
+
+static long frame_us(int bytes, int baud)
+{
+	long t35 = baud > 19200 ? 1750 : 35000000L / baud;
+	return (long)bytes * 10000000L / baud + t35;
+}
+
+static int reply_len(const uint8_t *q)
+{
+	int qty = q[4] << 8 | q[5];
+	switch (q[1]) {
+	case 1:
+	case 2: return 5 + (qty + 7) / 8;
+	case 3:
+	case 4: return 5 + 2 * qty;
+	default: return 8;
+	}
+}
+
+static void pace(const uint8_t *q, int n, int baud)
+{
+	long us = frame_us(n, baud) + frame_us(reply_len(q), baud);
+	struct timespec ts = { us / 1000000, us % 1000000 * 1000 };
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = { { "profile", required_argument, NULL, 'p' },
@@ -126,6 +159,7 @@ int main(int argc, char **argv)
 					      { "rtu", required_argument, NULL, 'r' },
 					      { "unit", required_argument, NULL, 'u' },
 					      { "latching", no_argument, NULL, 'l' },
+					      { "paced", no_argument, NULL, 'w' },
 					      { NULL, 0, NULL, 0 } };
 	const char *pfile = NULL, *rtu = NULL;
 	int port = 0, unit = -1, c;
@@ -136,13 +170,14 @@ int main(int argc, char **argv)
 		case 'r': rtu = optarg; break;
 		case 'u': unit = (int)strtol(optarg, NULL, 10); break;
 		case 'l': latching = 1; break;
+		case 'w': paced = 1; break;
 		default: return 2;
 		}
 	}
 	static profile_t p;
 	gh_err_t err = { 0 };
 	if (!pfile || (!port == !rtu) || profile_load_file(pfile, &p, &err)) {
-		fprintf(stderr, "usage: modbus_sim --profile FILE (--tcp PORT | --rtu DEVICE) [--unit N]%s%s\n",
+		fprintf(stderr, "usage: modbus_sim --profile FILE (--tcp PORT | --rtu DEVICE) [--unit N] [--latching] [--paced]%s%s\n",
 			err.message[0] ? ": " : "", err.message);
 		return 2;
 	}
@@ -231,6 +266,8 @@ int main(int argc, char **argv)
 			modbus_reply_exception(ctx, q, MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
 			continue;
 		}
+		if (paced && !port)
+			pace(q, n, p.baud);
 		if (modbus_reply(ctx, q, n, map) >= 0)
 			after_write(q, hlen);
 	}

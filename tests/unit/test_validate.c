@@ -1324,15 +1324,16 @@ Test(validate, relay_board_modes)
 	tu_rmdir();
 }
 
-Test(validate, lift_floor_channel_needs_floor)
+/* A lift button may carry its floor label, or leave it to the building's
+ * ground floor and floor start (drivers/bus.c lift_floor_label). */
+Test(validate, lift_floor_channels)
 {
 	store_t *st = site();
-	PUT_FAILS(st, ENT_RELAY_BOARD, q("{'id':'l1','profile':'LIFT-16','bus':'/dev/ttyUSB3','building':'b1',"
-					 "'channels':[{'channel':1}]}"),
+	tu_put(st, ENT_RELAY_BOARD, q("{'id':'l0','profile':'LIFT-16','bus':'/dev/ttyUSB4','building':'b1',"
+				      "'channels':[{'channel':1}]}"));
+	PUT_FAILS(st, ENT_RELAY_BOARD, q("{'id':'l1','profile':'LIFT-16','bus':'/dev/ttyUSB3',"
+					 "'channels':[{'channel':1,'floor':'G3'}]}"),
 		  422, "channels[0].floor");
-	PUT_FAILS(st, ENT_RELAY_BOARD, q("{'id':'l1','profile':'MK485-G2R-8J8C','bus':'/dev/ttyUSB3',"
-					 "'channels':[{'channel':1,'floor':'1'},{'channel':2,'function':'lift_floor'}]}"),
-		  422, "channels[1].floor");
 	PUT_FAILS(st, ENT_RELAY_BOARD, q("{'id':'l1','profile':'LIFT-16','bus':'/dev/ttyUSB3',"
 					 "'channels':[{'channel':1,'floor':'129'}]}"),
 		  422, "channels[0].floor");
