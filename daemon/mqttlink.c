@@ -117,7 +117,10 @@ static void on_poll(uv_poll_t *p, int status, int events)
 				break;
 		}
 	}
-	if (rc == MOSQ_ERR_SUCCESS && (events & UV_WRITABLE))
+	/* replies and PUBACKs queued while reading go out now: the socket is
+	 * nearly always writable, and waiting for the loop to say so costs an
+	 * epoll round trip and two epoll_ctl calls per request */
+	if (rc == MOSQ_ERR_SUCCESS && ((events & UV_WRITABLE) || mosquitto_want_write(l->m)))
 		rc = mosquitto_loop_write(l->m, 1);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		conn_lost(l, mosquitto_strerror(rc));

@@ -309,8 +309,10 @@ store_t *store_open_version(const char *path, int max_version, gh_err_t *err)
 		gh_err(err, 500, "nomem", "", "out of memory");
 		return NULL;
 	}
-	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
+	/* a store_t belongs to one thread (the daemon's loop thread; threads
+	 * that need the database open their own): no connection mutex */
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
 		gh_err(err, 500, "database", "", "cannot open database %s: %s", path,
 		       st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto fail;
