@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "cloudlink.h"
 #include "entity.h"
 #include "log.h"
 #include "mqttlink.h"
@@ -38,14 +39,14 @@ typedef struct client {
 static json_t *ctl_command(const ctl_env_t *env, const char *rid, const json_t *req)
 {
 	static const char *ops[] = { "reboot", "reset", "autop", "message", "relay.open", "relay.close",
-				     "emergency", NULL };
+				     "emergency", "firmware", NULL };
 	const char *op = json_string_value(json_object_get(req, "command"));
 	int known = 0;
 	for (int i = 0; op && ops[i]; i++)
 		known |= !strcmp(op, ops[i]);
 	if (!known)
 		return reqs_error(rid, "bad_request", "command must be reboot, reset, autop, message, "
-						      "relay.open, relay.close or emergency");
+						      "relay.open, relay.close, emergency or firmware");
 	if (!env->mqtt)
 		return reqs_error(rid, "unavailable", "the device link is not running");
 	json_t *args = json_object_get(req, "args");
@@ -135,10 +136,11 @@ static json_t *ctl_relay_open(const ctl_env_t *env, const char *rid, const json_
 	char mac[13];
 	int is_dev = mac_normalize(target, mac) == 0 && ent_exists_pub(env->st, ENT_DEVICE, mac) == 1;
 	int rc;
+	char cid[48] = "";
 	if (is_dev) {
 		if (!env->mqtt)
 			return reqs_error(rid, "unavailable", "the device link is not running");
-		mqttlink_command(env->mqtt, mac, "relay.open", json_pack("{s:i}", "relay", relay), NULL);
+		mqttlink_command(env->mqtt, mac, "relay.open", json_pack("{s:i}", "relay", relay), cid);
 		rc = BUS_OK;
 	} else {
 		rc = busmgr_pulse(env->bus, target, relay, 0);
@@ -183,6 +185,8 @@ static json_t *ctl_relay_open(const ctl_env_t *env, const char *rid, const json_
 	}
 	log_info("ctl", "remote open of %s relay %d by %s", is_dev ? mac : target, relay, actor ? actor : "control");
 	json_t *r = json_pack("{s:b,s:s}", "ok", 1, "state", rc == BUS_OFFLINE ? "offline" : "sent");
+	if (cid[0])
+		json_object_set_new(r, "command", json_string(cid));
 	if (rid)
 		json_object_set_new(r, "rid", json_string(rid));
 	return r;
@@ -201,6 +205,8 @@ json_t *ctl_handle(const ctl_env_t *env, const json_t *req)
 					env->wan ? env->wan : "standalone");
 		if (env->bus)
 			json_object_set_new(s, "boards", busmgr_status(env->bus));
+		if (env->cloud)
+			json_object_set_new(s, "cloud", cloud_status(env->cloud));
 		json_object_set_new(s, "ok", json_true());
 		if (rid)
 			json_object_set_new(s, "rid", json_string(rid));
@@ -375,6 +381,12 @@ void ctl_set_bus(ctl_t *c, struct busmgr *b)
 {
 	if (c)
 		c->env.bus = b;
+}
+
+void ctl_set_cloud(ctl_t *c, struct cloudlink *cl)
+{
+	if (c)
+		c->env.cloud = cl;
 }
 
 static void on_server_close(uv_handle_t *h) { free(h->data); }

@@ -20,6 +20,7 @@ typedef struct ctl_env {
 	const char *wan;
 	struct mqttlink *mqtt; /* NULL: no device link (the CLI's in-process mode) */
 	struct busmgr *bus;    /* NULL: no field bus */
+	struct cloudlink *cloud; /* NULL: no cloud link (status shows it when set) */
 } ctl_env_t;
 
 /* Listens on PATH (an old socket file is replaced). NULL on failure (logged). */
@@ -27,6 +28,7 @@ ctl_t *ctl_start(uv_loop_t *loop, const char *path, const ctl_env_t *env);
 /* The device link that "command" requests go to (may be NULL). */
 void ctl_set_mqtt(ctl_t *c, struct mqttlink *m);
 void ctl_set_bus(ctl_t *c, struct busmgr *b);
+void ctl_set_cloud(ctl_t *c, struct cloudlink *cl);
 /* Stops listening and closes clients; the handles finish closing in the loop. */
 void ctl_stop(ctl_t *c);
 

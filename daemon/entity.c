@@ -41,6 +41,42 @@ static const char *const sql_delete[ENT__COUNT] = PER_TABLE("DELETE FROM ", " WH
 static const char *const sql_count[ENT__COUNT] = PER_TABLE("SELECT count(*) FROM ", "");
 static const char *const sql_list[ENT__COUNT] =
     PER_TABLE("SELECT id, data FROM ", " WHERE id > ? ORDER BY id LIMIT ?");
+static const char *const sql_synced[ENT__COUNT] =
+    PER_TABLE("UPDATE ", " SET rev = max(rev, ?2), origin = CASE WHEN ?3 THEN origin ELSE 'cloud' END "
+	      "WHERE id = ?1");
+static const char *const sql_stale[ENT__COUNT] =
+    PER_TABLE("SELECT id FROM ", " WHERE origin = 'cloud' AND lrev <= ?");
+
+int ent_synced(store_t *st, ent_t e, const char *id, int64_t rev, int still_local)
+{
+	sqlite3_stmt *s = store_stmt(st, sql_synced[e]);
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, rev);
+	sqlite3_bind_int(s, 3, still_local);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+json_t *ent_cloud_stale(store_t *st, ent_t e, int64_t lrev0)
+{
+	sqlite3_stmt *s = store_stmt(st, sql_stale[e]);
+	if (!s)
+		return NULL;
+	sqlite3_bind_int64(s, 1, lrev0);
+	json_t *ids = json_array();
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(ids, json_string((const char *)sqlite3_column_text(s, 0)));
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		json_decref(ids);
+		return NULL;
+	}
+	return ids;
+}
 
 const char *ent_name(ent_t e) { return e < ENT__COUNT ? ent_info[e].name : "?"; }
 const char *ent_plural(ent_t e) { return e < ENT__COUNT ? ent_info[e].plural : "?"; }

@@ -65,6 +65,13 @@ int ent_delete(store_t *st, ent_t e, const char *id, const ent_ctx_t *ctx, gh_er
 int ent_list(store_t *st, ent_t e, const char *cursor, int limit, json_t **out, gh_err_t *err);
 /* 1 if entity E with ID exists, 0 if not, -1 on a database error. */
 int ent_exists_pub(store_t *st, ent_t e, const char *id);
+/* The cloud applied a local change of entity E: it now carries the cloud's
+ * REV and is cloud-owned again, unless STILL_LOCAL (edited again since,
+ * with a change still to push). */
+int ent_synced(store_t *st, ent_t e, const char *id, int64_t rev, int still_local);
+/* Ids of the cloud-owned entities of kind E not written since local
+ * revision LREV0 (what a full snapshot did not contain); NULL on error. */
+json_t *ent_cloud_stale(store_t *st, ent_t e, int64_t lrev0);
 /* Number of stored entities of kind E. */
 int64_t ent_count(store_t *st, ent_t e);
 

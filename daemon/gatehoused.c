@@ -1,6 +1,7 @@
 /* gatehoused: the site gateway daemon. One libuv loop; everything is a file
  * descriptor or a timer. Signals arrive through uv_signal (a self-pipe), so
  * no work happens in signal context. */
+#include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "bus.h"
 #include "checkpoint.h"
+#include "cloudlink.h"
 #include "config.h"
 #include "ctl.h"
 #include "engine.h"
@@ -31,6 +33,7 @@ typedef struct app {
 	mqttlink_t *mqtt;
 	ckpt_t *ckpt;
 	busmgr_t *bus;
+	cloudlink_t *cloud;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	uv_prepare_t flush; /* before the loop sleeps: commit the pass's work */
@@ -61,6 +64,8 @@ static void stop(app_t *a, const char *why)
 	uv_close((uv_handle_t *)&a->commit_later, NULL);
 	uv_timer_stop(&a->housekeeping);
 	uv_close((uv_handle_t *)&a->housekeeping, NULL);
+	cloud_stop(a->cloud); /* transfers in flight are dropped: nothing was deleted for them */
+	a->cloud = NULL;
 	if (engine_flush(a->en, NULL) == 0)
 		mqttlink_after_commit(a->mqtt);
 	ctl_set_mqtt(a->ctl, NULL);
@@ -297,6 +302,7 @@ static void on_housekeeping(uv_timer_t *t)
 	if (engine_pass_open(a->en))
 		return;
 	busmgr_refresh(a->bus);
+	cloud_tick(a->cloud);
 	/* retention, once a minute and a little at a time, so no pass waits on
 	 * a big delete; audit logs are kept a year */
 	static unsigned ticks;
@@ -306,6 +312,14 @@ static void on_housekeeping(uv_timer_t *t)
 	if (n > 0)
 		log_info("main", "retention: %lld log rows older than %d days removed", (long long)n,
 			 a->cfg.log_retention_days);
+}
+
+/* WAN up/down: the devices learn it from the retained gw/status (call
+ * routing skips app targets while it is down) */
+static void on_wan(void *ctx, const char *wan)
+{
+	app_t *a = ctx;
+	mqttlink_set_wan(a->mqtt, wan);
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -377,12 +391,32 @@ int main(int argc, char **argv)
 		settings_free(&set);
 	}
 
+	curl_global_init(CURL_GLOBAL_DEFAULT); /* before any other thread starts */
 	a.loop = uv_default_loop();
 	a.started_ms = gh_mono_ms();
-	ctl_env_t env = { .st = a.st, .en = a.en, .started_ms = a.started_ms,
-			  .wan = a.cfg.cloud_url[0] ? "down" : "standalone" };
+	ctl_env_t env = { .st = a.st, .en = a.en, .started_ms = a.started_ms };
+	/* the cloud link: standalone without [cloud] url */
+	char token[1024] = "";
+	if (a.cfg.cloud_url[0]) {
+		struct stat ts;
+		if (config_read_secret(a.cfg.cloud_token_file, token, sizeof token))
+			log_err("main", "cannot read [cloud] token_file %s: the cloud will refuse us",
+				a.cfg.cloud_token_file);
+		else if (stat(a.cfg.cloud_token_file, &ts) == 0 && (ts.st_mode & 077))
+			log_warn("main", "[cloud] token_file %s is readable by others: chmod 600 it",
+				 a.cfg.cloud_token_file);
+	}
+	cloud_cfg_t cc = { .url = a.cfg.cloud_url, .site = a.cfg.site_id, .token = token,
+			   .ca_file = a.cfg.cloud_ca_file, .pin = a.cfg.cloud_pin_sha256,
+			   .insecure = a.cfg.cloud_insecure, .outbox_max = a.cfg.outbox_max_events };
+	a.cloud = cloud_start(uv_default_loop(), &cc, a.st, &env);
+	memset(token, 0, sizeof token);
+	env.wan = cloud_wan(a.cloud); /* follows the state */
+	env.cloud = a.cloud;
 	a.ctl = ctl_start(a.loop, a.cfg.control_socket, &env);
 	if (!a.ctl) {
+		cloud_stop(a.cloud);
+		uv_run(a.loop, UV_RUN_NOWAIT);
 		engine_free(a.en);
 		store_close(a.st);
 		profiles_free();
@@ -405,6 +439,10 @@ int main(int argc, char **argv)
 	engine_set_effects(a.en, on_effects, &a);
 	engine_set_emergency_hook(a.en, on_emergency, &a);
 	ctl_set_mqtt(a.ctl, a.mqtt);
+	env.mqtt = a.mqtt;
+	env.bus = a.bus;
+	cloud_set_env(a.cloud, &env);
+	cloud_set_wan_cb(a.cloud, on_wan, &a);
 	memset(password, 0, sizeof password);
 	uv_signal_t *sigs[] = { &a.sig_term, &a.sig_int, &a.sig_hup };
 	int signums[] = { SIGTERM, SIGINT, SIGHUP };
@@ -435,6 +473,7 @@ int main(int argc, char **argv)
 	uv_run(a.loop, UV_RUN_DEFAULT);
 
 	uv_loop_close(a.loop);
+	curl_global_cleanup();
 	ckpt_stop(a.ckpt);
 	engine_free(a.en);
 	store_close(a.st);

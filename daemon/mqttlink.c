@@ -211,6 +211,15 @@ static void publish_gw_status(mqttlink_t *l)
 		     1);
 }
 
+void mqttlink_set_wan(mqttlink_t *l, const char *wan)
+{
+	if (!l || !strcmp(l->wan, wan))
+		return;
+	snprintf(l->wan, sizeof l->wan, "%s", wan);
+	if (l->connected)
+		publish_gw_status(l);
+}
+
 static void on_connect(struct mosquitto *m, void *obj, int rc)
 {
 	mqttlink_t *l = obj;

@@ -34,6 +34,8 @@ void mqttlink_commit_failed(mqttlink_t *l);
 /* Publishes the retained offline status, disconnects, frees. */
 void mqttlink_stop(mqttlink_t *l);
 int mqttlink_connected(const mqttlink_t *l);
+/* The WAN state changed: the retained gw/status says so. */
+void mqttlink_set_wan(mqttlink_t *l, const char *wan);
 
 /* Publishes a command to a device (MQTT.md "Commands") and records it as
  * pending in the commands table; takes over ARGS (an object, or NULL);

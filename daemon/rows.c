@@ -11,9 +11,12 @@
 #include "settings.h"
 #include "timeutil.h"
 
+/* A local edit keeps the cloud revision it was made on: that is the
+ * base_rev of its journaled change, and of the next edit's. */
 #define COMMON_COLS "data, rev, lrev, origin, updated_at"
 #define COMMON_SET                                                                             \
-	"data = excluded.data, rev = excluded.rev, lrev = excluded.lrev, "                     \
+	"data = excluded.data, rev = CASE WHEN excluded.origin = 'local' THEN rev ELSE excluded.rev END, " \
+	"lrev = excluded.lrev, "                                                               \
 	"origin = excluded.origin, updated_at = excluded.updated_at"
 
 typedef struct row {
