@@ -105,6 +105,7 @@ check-unit: $(BINS) $(TEST_BIN) $(SIMS)
 	@GH_BUILD=$(BUILD) sh tests/cli/run.sh
 	@/usr/bin/python3 tests/mqtt/run.py $(BUILD)
 	@/usr/bin/python3 tests/bus/run.py $(BUILD)
+	@/usr/bin/python3 tests/cloud/run.py $(BUILD)
 
 check-san:
 	$(MAKE) SAN=1 check-unit

@@ -79,6 +79,7 @@ struct cloudlink {
 	char ca_file[4096], pin[160];
 	int insecure, standalone;
 	long outbox_max;
+	int backoff_min, backoff_max;
 	char wan[16];
 	cloud_wan_fn wan_cb;
 	void *wan_ctx;
@@ -116,7 +117,7 @@ static void set_wan(cloudlink_t *c, const char *wan)
 static void backoff(cloudlink_t *c, int ch, long retry_after_s, int longest)
 {
 	channel_t *k = &c->ch[ch];
-	int b = longest ? BACKOFF_MAX_MS : k->backoff_ms ? k->backoff_ms : BACKOFF_MIN_MS;
+	int b = longest ? c->backoff_max : k->backoff_ms ? k->backoff_ms : c->backoff_min;
 	/* jitter: somewhere in [b/2, 3b/2), so boxes do not retry in step */
 	uint32_t rnd = 0;
 	if (RAND_bytes((unsigned char *)&rnd, sizeof rnd) != 1)
@@ -125,7 +126,7 @@ static void backoff(cloudlink_t *c, int ch, long retry_after_s, int longest)
 	if (retry_after_s > 0 && (uint64_t)retry_after_s * 1000 > wait)
 		wait = (uint64_t)retry_after_s * 1000;
 	k->next_ms = gh_mono_ms() + wait;
-	k->backoff_ms = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
+	k->backoff_ms = b * 2 > c->backoff_max ? c->backoff_max : b * 2;
 }
 
 static void ok_channel(cloudlink_t *c, int ch)
@@ -1298,6 +1299,8 @@ cloudlink_t *cloud_start(uv_loop_t *loop, const cloud_cfg_t *cfg, store_t *st, c
 	c->st = st;
 	c->env = *env;
 	c->outbox_max = cfg->outbox_max > 0 ? cfg->outbox_max : 5000000;
+	c->backoff_min = cfg->backoff_min_ms > 0 ? cfg->backoff_min_ms : BACKOFF_MIN_MS;
+	c->backoff_max = cfg->backoff_max_ms >= c->backoff_min ? cfg->backoff_max_ms : BACKOFF_MAX_MS;
 	uv_timer_init(loop, &c->curl_timer);
 	c->curl_timer.data = c;
 	if (!cfg->url || !cfg->url[0]) {

@@ -24,6 +24,8 @@ typedef struct cloud_cfg {
 	const char *pin;     /* "sha256//BASE64" public-key pin, or "" */
 	int insecure;        /* http:// allowed (tests only) */
 	long outbox_max;     /* outbox size limit, in events */
+	int backoff_min_ms;  /* first retry after a failure (default 1 s) ... */
+	int backoff_max_ms;  /* ... doubling up to this (default 5 min) */
 } cloud_cfg_t;
 
 typedef void (*cloud_wan_fn)(void *ctx, const char *wan);

@@ -117,6 +117,10 @@ static int on_kv(void *user, const char *sec, const char *key, const char *v)
 		return set_str(c->cloud_pin_sha256, sizeof c->cloud_pin_sha256, v, x, "[cloud] pin_sha256");
 	if (IS("cloud", "insecure"))
 		return set_bool(&c->cloud_insecure, v, x, "[cloud] insecure");
+	if (IS("cloud", "backoff_min_ms"))
+		return set_int(&c->cloud_backoff_min_ms, v, 10, 60000, x, "[cloud] backoff_min_ms");
+	if (IS("cloud", "backoff_max_ms"))
+		return set_int(&c->cloud_backoff_max_ms, v, 100, 3600000, x, "[cloud] backoff_max_ms");
 	if (IS("drivers", "profiles_dir"))
 		return set_path(c->profiles_dir, sizeof c->profiles_dir, v, x, "[drivers] profiles_dir");
 	if (IS("daemon", "log_level")) {
@@ -151,6 +155,8 @@ int config_load(const char *path, gh_config_t *c, char *msg, size_t len)
 	snprintf(c->path, sizeof c->path, "%s", path);
 	snprintf(c->db, sizeof c->db, "/var/lib/gatehouse/site.db");
 	c->outbox_max_events = 5000000;
+	c->cloud_backoff_min_ms = 1000;
+	c->cloud_backoff_max_ms = 300000;
 	c->log_retention_days = 30;
 	snprintf(c->mqtt_host, sizeof c->mqtt_host, "127.0.0.1");
 	c->mqtt_port = 1883;

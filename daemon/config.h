@@ -32,6 +32,7 @@ typedef struct gh_config {
 	char cloud_ca_file[PATH_MAX];
 	char cloud_pin_sha256[128];
 	int cloud_insecure;
+	int64_t cloud_backoff_min_ms, cloud_backoff_max_ms; /* retry after failures: min doubling to max */
 	/* [drivers] */
 	char profiles_dir[PATH_MAX];
 	/* [daemon] (extension) */

@@ -408,7 +408,8 @@ int main(int argc, char **argv)
 	}
 	cloud_cfg_t cc = { .url = a.cfg.cloud_url, .site = a.cfg.site_id, .token = token,
 			   .ca_file = a.cfg.cloud_ca_file, .pin = a.cfg.cloud_pin_sha256,
-			   .insecure = a.cfg.cloud_insecure, .outbox_max = a.cfg.outbox_max_events };
+			   .insecure = a.cfg.cloud_insecure, .outbox_max = a.cfg.outbox_max_events,
+			   .backoff_min_ms = (int)a.cfg.cloud_backoff_min_ms, .backoff_max_ms = (int)a.cfg.cloud_backoff_max_ms };
 	a.cloud = cloud_start(uv_default_loop(), &cc, a.st, &env);
 	memset(token, 0, sizeof token);
 	env.wan = cloud_wan(a.cloud); /* follows the state */

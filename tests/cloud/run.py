@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Cloud link end to end (CLOUD.md): the real gatehoused against the cloud
+simulator over real HTTPS (its own test CA), the real mosquitto broker and
+simulated door phones. Outages, flaps, kill -9 during a drain, a wrong
+certificate, a conflict, a 410 resync, commands, standalone then pairing.
+Prints "N passed, N failed"; exits 1 on any failure.
+
+usage: tests/cloud/run.py [BUILD_DIR]   (run from the repository root)
+"""
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.getcwd()
+sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
+import broker as brokermod  # noqa: E402
+from devsim import Device  # noqa: E402
+from testlib import counts, ok, query, wait  # noqa: E402
+
+BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
+T = tempfile.mkdtemp(prefix="gh-cloud-")
+os.chmod(T, 0o755)
+SITE, TOKEN = "site-42", "test-token-7f3a9c"
+DP1, IM1 = "0C1105C00001", "0C1105C00002"
+K9 = 60000  # events in the outbox when the daemon is killed
+PY = "/usr/bin/python3"
+
+
+class Cloud:
+    """The simulator (tests/sim/cloudsim.py), driven through its control port."""
+
+    def __init__(self, folder):
+        self.dir = folder
+        self.port = self.ctl = None
+
+    def start(self):
+        args = [PY, os.path.join(ROOT, "tests", "sim", "cloudsim.py"), "start", self.dir, "--site", SITE,
+                "--token", TOKEN]
+        if self.port:
+            args += ["--port", str(self.port), "--ctl-port", str(self.ctl)]
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
+        self.port, self.ctl = int(out[0]), int(out[1])
+        return self
+
+    def stop(self):
+        subprocess.run([PY, os.path.join(ROOT, "tests", "sim", "cloudsim.py"), "stop", self.dir],
+                       capture_output=True)
+
+    def pin(self):
+        return subprocess.run([PY, os.path.join(ROOT, "tests", "sim", "cloudsim.py"), "pin", self.dir],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.ctl, path), data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+            return json.loads(raw) if raw else None
+
+    def put(self, entity, eid, data):
+        return self.call("POST", "/_sim/entities", {"changes": [{"entity": entity, "op": "upsert", "id": eid,
+                                                                 "data": data}]})["rev"]
+
+    def delete(self, entity, eid):
+        return self.call("POST", "/_sim/entities", {"changes": [{"entity": entity, "op": "delete", "id": eid}]})["rev"]
+
+    def fail(self, mode, **kw):
+        kw["mode"] = mode
+        return self.call("POST", "/_sim/fail", kw)
+
+    def events(self):
+        out, after = [], 0
+        while True:
+            page = self.call("GET", "/_sim/events?after=%d&limit=20000" % after)
+            out += page["events"]
+            if len(page["events"]) < 20000:
+                return out, page.get("duplicates", 0)
+            after = page["events"][-1]["arrival"]
+
+    def command(self, op, target=None, args=None, cid=None):
+        body = {"op": op, "target": target, "args": args or {}}
+        if cid:
+            body["id"] = cid
+        return self.call("POST", "/_sim/commands", body)["id"]
+
+    def results(self):
+        return self.call("GET", "/_sim/results")
+
+
+def gh(*args, stdin=None, conf=None):
+    return subprocess.run([os.path.join(ROOT, BUILD, "gatehouse"), "--config", conf or CONF] + list(args),
+                          input=stdin, capture_output=True, text=True)
+
+
+def status(conf=None):
+    r = gh("status", conf=conf)
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        return {}
+
+
+def cloud_status():
+    return status().get("cloud") or {}
+
+
+def db(sql, *params):
+    return query(os.path.join(T, "site.db"), sql, *params)
+
+
+class Daemon:
+    def __init__(self, conf, folder):
+        self.conf, self.dir, self.proc = conf, folder, None
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "daemon.log"), "a")
+        sock = os.path.join(self.dir, "ctl.sock")
+        if os.path.exists(sock):
+            os.unlink(sock)
+        self.proc = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", self.conf],
+                                     stdout=self.log, stderr=self.log)
+        return wait(lambda: os.path.exists(sock), 10)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(15)
+        self.proc = None
+
+
+def log_has(text, folder=None):
+    with open(os.path.join(folder or T, "daemon.log")) as f:
+        return text in f.read()
+
+
+def write_conf(path, folder, cloud_port=None, ca=None, pin=None, extra=""):
+    with open(path, "w") as f:
+        f.write("[site]\nid = %s\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = %s/drivers/profiles\n"
+                "[daemon]\ncontrol_socket = ctl.sock\nlog_level = debug\n[mqtt]\nhost = 127.0.0.1\nport = %d\n"
+                "username = %s\npassword_file = %s/mqtt.password\nmanage_accounts = true\n"
+                % (SITE, ROOT, broker.port, broker.user, T))
+        if cloud_port:
+            f.write("[cloud]\nurl = https://127.0.0.1:%d\ntoken_file = %s/cloud.token\nca_file = %s\n"
+                    "backoff_min_ms = 100\nbackoff_max_ms = 2000\n" % (cloud_port, T, ca))
+            if pin:
+                f.write("pin_sha256 = %s\n" % pin)
+        f.write(extra)
+
+
+def seed_cloud(c):
+    c.put("settings", "site", {"timezone": "Europe/Vienna", "emergency": {"auto_unlock": True, "doors": "all",
+                                                                         "notify": True}})
+    c.put("building", "b1", {"name": "Block A"})
+    c.put("apartment", "a101", {"building": "b1", "apt": "101", "floor": "3"})
+    c.put("mac", DP1, {})
+    c.put("mac", IM1, {})
+    c.put("device", DP1, {"type": 0, "name": "Entrance", "area": "building", "building": "b1",
+                          "relays": [{"n": 1, "name": "Door"}]})
+    c.put("device", IM1, {"type": 2, "name": "Monitor 101", "area": "apartment", "apartment": "a101"})
+    c.put("person", "p1", {"kind": "resident", "apartment": "a101", "first_name": "Anna", "last_name": "Berger"})
+    c.put("credential", "c1", {"person": "p1", "type": "pin", "code": "1234"})
+    return c.put("access_group", "g1", {"name": "Block A", "building": "b1",
+                                        "relays": [{"device": DP1, "relay": 1}]})
+
+
+broker = brokermod.Broker(os.path.join(T, "broker")).start()
+with open(os.path.join(T, "mqtt.password"), "w") as f:
+    f.write(broker.password + "\n")
+os.chmod(os.path.join(T, "mqtt.password"), 0o600)
+with open(os.path.join(T, "cloud.token"), "w") as f:
+    f.write(TOKEN + "\n")
+os.chmod(os.path.join(T, "cloud.token"), 0o600)
+cloud = Cloud(os.path.join(T, "cloud"))
+CONF = os.path.join(T, "gh.conf")
+daemon = Daemon(CONF, T)
+devices = []
+rc = 1
+try:
+    print("== cloud: first pull (snapshot) over HTTPS")
+    cloud.start()
+    rev = seed_cloud(cloud)
+    write_conf(CONF, T, cloud.port, os.path.join(cloud.dir, "ca.pem"))
+    ok("the daemon starts", daemon.start())
+    ok("the WAN is up", wait(lambda: status().get("wan") == "up", 10), status())
+    ok("the snapshot is applied with its rev", wait(lambda: cloud_status().get("rev") == rev, 10), cloud_status())
+    r = gh("get", "person", "p1")
+    ok("a person from the cloud is on the box", r.returncode == 0 and "Anna" in r.stdout, r.stdout + r.stderr)
+    r = gh("access", "check", "--device", DP1, "--method", "pin", "--code", "1234")
+    ok("and her PIN opens the door from local state", '"granted": true' in r.stdout, r.stdout)
+    ok("the token never appears in the log", not log_has(TOKEN))
+    ok("a heartbeat reaches the cloud", wait(lambda: cloud.call("GET", "/_sim/heartbeats")["count"] >= 1, 10))
+    hb = cloud.call("GET", "/_sim/heartbeats")["last"] or {}
+    ok("with the figures of the contract", all(k in hb for k in ("version", "uptime", "devices_online",
+                                                                 "devices_total", "outbox", "rev")), hb)
+
+    print("== cloud: devices and gw/status")
+    pw = {}
+    for mac in (DP1, IM1):
+        r = gh("device", "passwd", mac)
+        pw[mac] = json.loads(r.stdout).get("mqtt_password", "") if r.returncode == 0 else ""
+    dp = Device(DP1, pw[DP1], broker.port).start()
+    devices.append(dp)
+    ok("a door phone connects", dp.connected)
+    ok("the retained gw/status says the WAN is up",
+       dp.wait_for(lambda: (dp.gw_status or {}).get("wan") == "up", 5), dp.gw_status)
+
+    print("== cloud: deltas, deletes, the sync command")
+    cloud.put("person", "p2", {"kind": "resident", "apartment": "a101", "first_name": "Ben"})
+    cloud.put("credential", "c2", {"person": "p2", "type": "pin", "code": "5678"})
+    cloud.command("sync")
+    ok("a sync command pulls the delta at once",
+       wait(lambda: gh("get", "person", "p2").returncode == 0, 10), cloud_status())
+    r = gh("access", "check", "--device", DP1, "--method", "pin", "--code", "5678")
+    ok("the new credential opens the door", '"granted": true' in r.stdout, r.stdout)
+    ok("the door phone is told to sync.pull",
+       dp.wait_for(lambda: any(c.get("op") == "sync.notify" for c in dp.commands), 5), dp.commands)
+    cloud.delete("person", "p2")
+    cloud.command("sync")
+    ok("a person the cloud deletes is deleted here", wait(lambda: gh("get", "person", "p2").returncode != 0, 10))
+    ok("with her credentials", gh("get", "credential", "c2").returncode != 0)
+    r = gh("access", "check", "--device", DP1, "--method", "pin", "--code", "5678")
+    ok("her PIN no longer opens", '"granted": false' in r.stdout, r.stdout)
+    cloud.put("person", "bad1", {"kind": "resident", "apartment": "a101", "first_name": "X", "floors": ["999"]})
+    cloud.put("person", "p3", {"kind": "resident", "apartment": "a101", "first_name": "Cleo"})
+    cloud.command("sync")
+    ok("an invalid cloud entity is refused, the rest of the page applied",
+       wait(lambda: gh("get", "person", "p3").returncode == 0, 10) and gh("get", "person", "bad1").returncode != 0)
+    ok("the refusal is kept in the conflicts list with the rule",
+       any("floors" in (e or "") for (e,) in db("SELECT error FROM conflicts WHERE eid = 'bad1'")),
+       db("SELECT * FROM conflicts"))
+
+    print("== cloud: events reach the cloud once, gateway door logs too")
+    ids = [dp.event("door", relay=1, state="open") for _ in range(20)]
+    ok("device events are acked", dp.wait_for(lambda: not dp.unacked, 10))
+    want = set("%s:%s" % (DP1, i) for i in ids)
+    ok("and arrive in the cloud", wait(lambda: want <= set(e["id"] for e in cloud.events()[0]), 10))
+    gh("access", "check", "--device", DP1, "--method", "pin", "--code", "1234")
+    ok("the gateway's own decision arrives as a door event",
+       wait(lambda: any(e["id"].startswith("gw:door:") and e["data"].get("method") == "pin" and
+                        e["data"].get("result") == "success" for e in cloud.events()[0]), 10))
+    ok("the outbox is empty once the cloud accepted everything",
+       wait(lambda: db("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0] == 0, 10))
+
+    print("== cloud: a WAN outage of thousands of events")
+    cloud.fail("refuse")
+    ok("connections refused: the WAN goes down", wait(lambda: status().get("wan") == "down", 15), status())
+    ok("the devices learn it from gw/status", dp.wait_for(lambda: (dp.gw_status or {}).get("wan") == "down", 5))
+    t0 = time.time()
+    r = gh("access", "check", "--device", DP1, "--method", "pin", "--code", "1234")
+    ok("doors keep opening from local state", '"granted": true' in r.stdout and time.time() - t0 < 2, r.stdout)
+    n0 = len(cloud.events()[0])
+    outage = ["out-%05d" % i for i in range(3000)]
+    for i in outage:
+        dp.event("door", id=i, relay=1, state="open")
+    ok("3000 events are stored and acked during the outage", dp.wait_for(lambda: not dp.unacked, 60))
+    ok("they wait in the outbox", db("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0] >= 3000)
+    cloud.fail(None)
+    ok("the WAN comes back", wait(lambda: status().get("wan") == "up", 15), status())
+    ok("the backlog drains", wait(lambda: db("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0] == 0, 60))
+    evs, dups = cloud.events()
+    got = [e["id"].split(":", 1)[1] for e in evs if e["id"].startswith(DP1 + ":out-")]
+    ok("every outage event arrived exactly once", len(got) == 3000 and len(set(got)) == 3000, len(got))
+    ok("in order", got == outage)
+
+    print("== cloud: 100 flaps while events flow")
+    flaps = ["flap-%04d" % i for i in range(600)]
+    for k in range(100):
+        cloud.fail(("500", "refuse", "drop", "429")[k % 4], count=1, retry_after=0)
+        for i in flaps[k * 6:(k + 1) * 6]:
+            dp.event("door", id=i, relay=1, state="open")
+        time.sleep(0.05)
+    cloud.fail(None)
+    ok("every event is acked locally", dp.wait_for(lambda: not dp.unacked, 30))
+    ok("and drained after the flaps",
+       wait(lambda: db("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0] == 0, 60))
+    got = [e["id"].split(":", 1)[1] for e in cloud.events()[0] if e["id"].startswith(DP1 + ":flap-")]
+    ok("each arrived exactly once in effect, in order", got == flaps, (len(got), len(set(got))))
+
+    print("== cloud: Retry-After and hanging clouds")
+    cloud.fail("429", retry_after=3)
+    dp.event("door", id="ra-1", relay=1, state="open")
+    ok("a 429 sets the WAN down", wait(lambda: status().get("wan") == "down", 10))
+    cloud.fail(None)
+    t_clear = time.time()
+    ok("the next try honours Retry-After (3 s)",
+       wait(lambda: any(e["id"] == DP1 + ":ra-1" for e in cloud.events()[0]), 15) and time.time() - t_clear > 0.5)
+    cloud.fail("hang")
+    t0 = time.time()
+    r = gh("access", "check", "--device", DP1, "--method", "pin", "--code", "1234")
+    ok("a hanging cloud never delays a door", '"granted": true' in r.stdout and time.time() - t0 < 2)
+    cloud.fail(None)
+
+    print("== cloud: kill -9 during a drain")
+    daemon.stop()
+    con = sqlite3.connect(os.path.join(T, "site.db"))
+    con.executemany("INSERT INTO outbox(id, device, type, ts, data) VALUES (?, ?, 'door', ?, '{}')",
+                    [("k9:%06d" % i, DP1, int(time.time())) for i in range(K9)])
+    con.commit()
+    con.close()
+    daemon.start()
+    wait(lambda: db("SELECT count(*) FROM outbox WHERE id LIKE 'k9:%'")[0][0] < K9 - 1000, 30)
+    daemon.stop(signal.SIGKILL)
+    left = db("SELECT count(*) FROM outbox WHERE id LIKE 'k9:%'")[0][0]
+    ok("killed in the middle of the drain", 0 < left < K9, left)
+    daemon.start()
+    ok("after a restart the drain finishes",
+       wait(lambda: db("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0] == 0, 60))
+    got = [e["id"] for e in cloud.events()[0] if e["id"].startswith("k9:")]
+    ok("every event is in the cloud exactly once in effect", len(got) == K9 and len(set(got)) == K9,
+       (len(got), len(set(got))))
+    ok("in order", got == sorted(got))
+
+    print("== cloud: local edits are pushed; a conflict is surfaced")
+    r = gh("put", "person", "-", stdin=json.dumps({"id": "p1", "kind": "resident", "apartment": "a101",
+                                                    "first_name": "Anna", "last_name": "Berger-Local"}))
+    ok("a local edit", r.returncode == 0, r.stderr)
+    ok("reaches the cloud",
+       wait(lambda: cloud.call("GET", "/_sim/entities?entity=person").get("p1", {}).get("last_name") == "Berger-Local",
+            10))
+    ok("and is applied there", wait(lambda: db("SELECT count(*) FROM local_changes WHERE state = 'pending'")[0][0]
+                                    == 0, 10))
+    cloud.fail("refuse")
+    wait(lambda: status().get("wan") == "down", 10)
+    gh("put", "person", "-", stdin=json.dumps({"id": "p1", "kind": "resident", "apartment": "a101",
+                                               "first_name": "Anna", "last_name": "Edited-On-Site"}))
+    cloud.put("person", "p1", {"kind": "resident", "apartment": "a101", "first_name": "Anna",
+                               "last_name": "Edited-In-Cloud"})
+    cloud.fail(None)
+    ok("after the outage the conflict is detected",
+       wait(lambda: db("SELECT count(*) FROM conflicts WHERE eid = 'p1'")[0][0] == 1, 15), db("SELECT * FROM conflicts"))
+    row = db("SELECT local, cloud FROM conflicts WHERE eid = 'p1'")
+    ok("both versions are kept", row and "Edited-On-Site" in (row[0][0] or "") and "Edited-In-Cloud" in (row[0][1] or ""),
+       row)
+    ok("the cloud wins", "Edited-In-Cloud" in gh("get", "person", "p1").stdout)
+    ok("it is audited", db("SELECT count(*) FROM audit_logs WHERE action = 'conflict' AND eid = 'p1'")[0][0] == 1)
+    ok("and counted in status", cloud_status().get("conflicts", 0) >= 1, cloud_status())
+
+    print("== cloud: commands")
+    cid = cloud.command("relay.open", DP1, {"relay": 1})
+    ok("relay.open reaches the door phone",
+       dp.wait_for(lambda: any(c.get("op") == "relay.open" for c in dp.commands), 10), dp.commands)
+    ok("and its result is reported done once the device acked",
+       wait(lambda: any(x["id"] == cid and x["status"] == "done" for x in cloud.results()), 10), cloud.results())
+    n_open = sum(1 for c in dp.commands if c.get("op") == "relay.open")
+    cloud.command("relay.open", DP1, {"relay": 1}, cid=cid)
+    cloud.command("sync")
+    time.sleep(1.5)
+    ok("a repeated command id is ignored",
+       sum(1 for c in dp.commands if c.get("op") == "relay.open") == n_open)
+    cid = cloud.command("emergency", None, {"state": "on"})
+    ok("an emergency from the cloud opens the doors",
+       wait(lambda: status().get("emergency") is True, 10), status())
+    cloud.command("emergency", None, {"state": "off"})
+    ok("and ends", wait(lambda: status().get("emergency") is False, 10))
+    cid = cloud.command("frobnicate", DP1)
+    ok("an unknown command is reported failed",
+       wait(lambda: any(x["id"] == cid and x["status"] == "failed" for x in cloud.results()), 10))
+
+    print("== cloud: 410 -> full resync")
+    cloud.fail("refuse")
+    wait(lambda: status().get("wan") == "down", 10)
+    gh("put", "building", "-", stdin='{"id":"local-b9","name":"Made on site"}')
+    cloud.put("building", "b2", {"name": "Block B"})
+    cloud.delete("person", "p3")
+    cloud.call("POST", "/_sim/compact", {"before": cloud.put("building", "b3", {"name": "Block C"}) + 1})
+    n_persons = len(json.loads(gh("list", "person").stdout or "[]"))
+    cloud.fail(None)
+    ok("the box resyncs from a full snapshot after 410",
+       wait(lambda: gh("get", "building", "b3").returncode == 0, 20) and log_has("410"))
+    ok("what the cloud deleted meanwhile is deleted here", gh("get", "person", "p3").returncode != 0)
+    ok("and nothing else", gh("get", "person", "p1").returncode == 0 and
+       len(json.loads(gh("list", "person").stdout or "[]")) == n_persons - 1)
+    ok("a local edit not yet pushed is kept", gh("get", "building", "local-b9").returncode == 0)
+    ok("and then pushed", wait(lambda: "local-b9" in cloud.call("GET", "/_sim/entities?entity=building"), 10))
+
+    print("== cloud: certificates")
+    daemon.stop()
+    cloud.fail("badcert")
+    daemon.start()
+    ok("a server with a certificate from another CA is refused",
+       wait(lambda: "certificate" in (cloud_status().get("last_error") or "").lower(), 15), cloud_status())
+    ok("the WAN stays down", status().get("wan") == "down")
+    cloud.fail(None)
+    daemon.stop()
+    write_conf(CONF, T, cloud.port, os.path.join(cloud.dir, "ca.pem"), pin="sha256//" + "A" * 43 + "=")
+    daemon.start()
+    ok("a wrong public-key pin is refused",
+       wait(lambda: (cloud_status().get("last_error") or "") != "", 15) and status().get("wan") == "down",
+       cloud_status())
+    daemon.stop()
+    write_conf(CONF, T, cloud.port, os.path.join(cloud.dir, "ca.pem"), pin=cloud.pin())
+    daemon.start()
+    ok("the right pin is accepted", wait(lambda: status().get("wan") == "up", 15), cloud_status())
+
+    print("== cloud: standalone, then pairing")
+    daemon.stop()  # the paired box below uses the same broker client id
+    S = os.path.join(T, "standalone")
+    os.makedirs(S)
+    SCONF = os.path.join(S, "gh.conf")
+    write_conf(SCONF, S)
+    solo = Daemon(SCONF, S)
+    ok("a box without [cloud] url starts", solo.start())
+    ok("and says standalone", wait(lambda: status(SCONF).get("wan") == "standalone", 5), status(SCONF))
+    gh("put", "building", "-", stdin='{"id":"sb1","name":"Villa"}', conf=SCONF)
+    gh("put", "apartment", "-", stdin='{"id":"sa1","building":"sb1","apt":"1"}', conf=SCONF)
+    r = gh("put", "person", "-", stdin='{"id":"sp1","kind":"resident","apartment":"sa1","first_name":"Solo"}',
+           conf=SCONF)
+    ok("it is fully usable (edits work)", r.returncode == 0, r.stderr)
+    solo.stop()
+    write_conf(SCONF, S, cloud.port, os.path.join(cloud.dir, "ca.pem"))
+    solo.start()
+    ok("paired later, the local state is uploaded",
+       wait(lambda: "sp1" in cloud.call("GET", "/_sim/entities?entity=person"), 15))
+    solo.stop()
+    rc = 0
+finally:
+    for d in devices:
+        try:
+            d.stop()
+        except Exception:
+            pass
+    daemon.stop()
+    cloud.stop()
+    broker.stop()
+    if counts["failed"] or rc:
+        print("logs kept in %s" % T)
+    else:
+        shutil.rmtree(T, ignore_errors=True)
+print("cloud: %d passed, %d failed" % (counts["passed"], counts["failed"]))
+sys.exit(1 if counts["failed"] or rc else 0)
