@@ -441,7 +441,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self.dispatch()
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
 
     def dispatch(self):
         sim = self.server.sim
@@ -504,8 +504,13 @@ class ApiHandler(Handler):
                     rule["release"].wait(min(1.0, max(0.0, end - time.monotonic())))
                 self.close_connection = True
                 return
-        code, out, headers = sim.api(self.command, path, rel, parse_qs(split.query, keep_blank_values=True),
-                                     self.headers, body)
+        try:
+            code, out, headers = sim.api(self.command, path, rel, parse_qs(split.query, keep_blank_values=True),
+                                         self.headers, body)
+        except HttpError as e:
+            if not (rule and rule["mode"] == "drop"):
+                raise
+            code, out, headers = e.code, dict({"error": e.message}, **e.extra), e.headers
         if rule and rule["mode"] == "drop":
             # processed, then the answer is cut: head with the full Content-Length, half the body
             if code == 204 or not out:
@@ -1019,10 +1024,14 @@ class Sim:
         return {"rules": self.rules_json()}
 
     def ctl_compact(self, obj):
+        """The floor never passes the latest seq: a cloud cannot forget
+        history past its head, and a snapshot's rev (the latest seq) must stay
+        usable as the next since, or a resync would get 410 forever."""
         with self.store.tx() as c:
             before = obj.get("before", self.store.seq(c))
             if not is_int(before) or before < 0:
                 raise HttpError(400, "before must be an integer >= 0")
+            before = min(before, self.store.seq(c))
             self.store.put(c, "floor", before)
             c.execute("DELETE FROM changelog WHERE seq<?", (before,))
             gone = c.execute("DELETE FROM entities WHERE deleted=1 AND seq<?", (before,)).rowcount
@@ -1086,7 +1095,7 @@ class Sim:
         for n, cid, st, b, at in rows:
             b = json.loads(b)
             res.append({"n": n, "id": cid, "status": st, "error": b.get("error"), "body": b, "at": at})
-        return {"count": len(res), "results": res}
+        return res
 
     def ctl_events(self, q):
         after = self.qint(q, "after", 0)
@@ -1342,7 +1351,7 @@ def stop_dir(folder):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="cloud platform simulator (CLOUD.md)", usage=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("start", "serve"):
         p = sub.add_parser(name)
