@@ -74,6 +74,7 @@ struct cloudlink {
 	ctl_env_t env;
 	CURLM *multi;
 	uv_timer_t curl_timer;
+	uv_timer_t retry_timer; /* wakes the schedule when a backoff ends */
 	char base[700];
 	char auth[600];
 	char ca_file[4096], pin[160];
@@ -94,7 +95,7 @@ struct cloudlink {
 	char last_error[256];
 	int64_t sent, rejected;
 	unsigned ticks;
-	int stopping;
+	int stopping, closing;
 };
 
 static void pump(cloudlink_t *c);
@@ -114,6 +115,8 @@ static void set_wan(cloudlink_t *c, const char *wan)
 		c->wan_cb(c->wan_ctx, c->wan);
 }
 
+static void on_retry(uv_timer_t *t) { pump(t->data); }
+
 static void backoff(cloudlink_t *c, int ch, long retry_after_s, int longest)
 {
 	channel_t *k = &c->ch[ch];
@@ -127,6 +130,13 @@ static void backoff(cloudlink_t *c, int ch, long retry_after_s, int longest)
 		wait = (uint64_t)retry_after_s * 1000;
 	k->next_ms = gh_mono_ms() + wait;
 	k->backoff_ms = b * 2 > c->backoff_max ? c->backoff_max : b * 2;
+	/* wake up when the earliest backoff ends */
+	uint64_t now = gh_mono_ms(), first = 0;
+	for (int i = 0; i < CH__COUNT; i++)
+		if (c->ch[i].next_ms > now && (!first || c->ch[i].next_ms < first))
+			first = c->ch[i].next_ms;
+	if (first)
+		uv_timer_start(&c->retry_timer, on_retry, first - now, 0);
 }
 
 static void ok_channel(cloudlink_t *c, int ch)
@@ -1277,6 +1287,14 @@ static void pump(cloudlink_t *c)
 		start_result(c);
 }
 
+void cloud_kick(cloudlink_t *c)
+{
+	if (!c || c->standalone)
+		return;
+	c->want_drain = 1;
+	pump(c);
+}
+
 void cloud_tick(cloudlink_t *c)
 {
 	if (!c || c->standalone)
@@ -1303,6 +1321,8 @@ cloudlink_t *cloud_start(uv_loop_t *loop, const cloud_cfg_t *cfg, store_t *st, c
 	c->backoff_max = cfg->backoff_max_ms >= c->backoff_min ? cfg->backoff_max_ms : BACKOFF_MAX_MS;
 	uv_timer_init(loop, &c->curl_timer);
 	c->curl_timer.data = c;
+	uv_timer_init(loop, &c->retry_timer);
+	c->retry_timer.data = c;
 	if (!cfg->url || !cfg->url[0]) {
 		c->standalone = 1;
 		snprintf(c->wan, sizeof c->wan, "standalone");
@@ -1377,7 +1397,13 @@ json_t *cloud_status(cloudlink_t *c)
 	return o;
 }
 
-static void timer_closed(uv_handle_t *h) { free(h->data); }
+/* both timers live inside the link: free it once the last has closed */
+static void timer_closed(uv_handle_t *h)
+{
+	cloudlink_t *c = h->data;
+	if (--c->closing == 0)
+		free(c);
+}
 
 void cloud_stop(cloudlink_t *c)
 {
@@ -1394,6 +1420,9 @@ void cloud_stop(cloudlink_t *c)
 		curl_multi_cleanup(c->multi);
 	while (c->socks)
 		sock_forget(c, c->socks);
+	c->closing = 2;
+	uv_timer_stop(&c->retry_timer);
+	uv_close((uv_handle_t *)&c->retry_timer, timer_closed);
 	uv_timer_stop(&c->curl_timer);
 	uv_close((uv_handle_t *)&c->curl_timer, timer_closed);
 }

@@ -41,6 +41,9 @@ const char *cloud_wan(const cloudlink_t *c);
 /* Once a second: look for new outbox events and local changes, report
  * command results, keep the outbox under its size limit. */
 void cloud_tick(cloudlink_t *c);
+/* New events or door logs were committed: drain soon. While a batch is in
+ * flight the next one gathers, so live traffic batches by itself. */
+void cloud_kick(cloudlink_t *c);
 /* Status figures: {"wan","rev","outbox":{...},"changes":{...},"last_error"}. */
 json_t *cloud_status(cloudlink_t *c);
 /* Stops every transfer and frees the link (handles close in the loop). */

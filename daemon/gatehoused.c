@@ -120,6 +120,7 @@ static void commit_now(app_t *a)
 		mqttlink_commit_failed(a->mqtt);
 	} else {
 		mqttlink_after_commit(a->mqtt);
+		cloud_kick(a->cloud);
 	}
 }
 
