@@ -370,6 +370,57 @@ try:
     ok("an unknown command is reported failed",
        wait(lambda: any(x["id"] == cid and x["status"] == "failed" for x in cloud.results()), 10))
 
+    print("== cloud: answers that are not the contract (%.0f s)" % (time.time() - T0))
+    cloud.put("person", "p4", {"kind": "resident", "apartment": "a101", "first_name": "Dora"})
+    cloud.fail("garbage", path="/state", count=2)
+    cloud.command("sync")
+    ok("a /state answer that is not JSON is logged and refused",
+       wait(lambda: log_has("GET /state: bad answer from the cloud: not a JSON object"), 10))
+    ok("the daemon carries on and applies the next good page",
+       wait(lambda: gh("get", "person", "p4").returncode == 0, 15) and daemon.proc.poll() is None)
+    cloud.fail("garbage", path="/events", body={"accepted": "all of them"})
+    dp.event("door", id="shape-1", relay=1, state="open")
+    ok("a /events answer of the wrong shape deletes nothing",
+       wait(lambda: log_has("POST /events: bad answer from the cloud: expected"), 10) and
+       db("SELECT count(*) FROM outbox WHERE id = ?", DP1 + ":shape-1")[0][0] == 1)
+    cloud.fail("garbage", path="/commands", body={"cursor": 1, "commands": 5})
+    cloud.command("sync")  # ends the long poll in flight: the next one gets the garbage
+    ok("a /commands answer of the wrong shape is refused",
+       wait(lambda: log_has("GET /commands: bad answer from the cloud"), 40))
+    cloud.fail(None)
+    ok("once the cloud answers properly the event goes out",
+       wait(lambda: db("SELECT count(*) FROM outbox WHERE id = ?", DP1 + ":shape-1")[0][0] == 0, 15))
+
+    print("== cloud: outbox size limit, alarms first (%.0f s)" % (time.time() - T0))
+    daemon.stop()
+    cloud.fail("refuse")
+    con = sqlite3.connect(os.path.join(T, "site.db"))
+    rows = [("lim:%05d" % i, DP1, "alarm" if i % 300 == 0 else "door", int(time.time()), 1 if i % 300 == 0 else 0)
+            for i in range(1500)]
+    con.executemany("INSERT INTO outbox(id, device, type, ts, data, is_alarm) VALUES (?, ?, ?, ?, '{}', ?)", rows)
+    con.commit()
+    con.close()
+    alarms = [r[0] for r in rows if r[4]]
+    write_conf(CONF, T, cloud.port, os.path.join(cloud.dir, "ca.pem"),
+               extra="[storage]\noutbox_max_events = 1000\n")
+    daemon.start()
+    ok("beyond outbox_max_events the oldest non-alarm events are dropped",
+       wait(lambda: db("SELECT count(*) FROM outbox WHERE id LIKE 'lim:%'")[0][0] == 1000, 20),
+       db("SELECT count(*) FROM outbox WHERE id LIKE 'lim:%'"))
+    kept = set(x for (x,) in db("SELECT id FROM outbox WHERE id LIKE 'lim:%'"))
+    ok("alarms are kept", set(alarms) <= kept)
+    ok("the newest are kept", "lim:01499" in kept and "lim:00001" not in kept)
+    ok("the drop is counted in status", cloud_status().get("outbox_dropped") == 500, cloud_status())
+    cloud.fail(None)
+    ok("when the WAN returns they drain",
+       wait(lambda: db("SELECT count(*) FROM outbox WHERE id LIKE 'lim:%'")[0][0] == 0, 30))
+    order = [e["id"] for e in cloud.events()[0] if e["id"].startswith("lim:")]
+    ok("alarms jump the queue", sorted(order[:5]) == sorted(alarms), order[:8])
+    ok("the rest in order", order[5:] == sorted(order[5:]))
+    daemon.stop()
+    write_conf(CONF, T, cloud.port, os.path.join(cloud.dir, "ca.pem"))
+    daemon.start()
+
     print("== cloud: 410 -> full resync (%.0f s)" % (time.time() - T0))
     cloud.fail("refuse")
     wait(lambda: status().get("wan") == "down", 10)

@@ -49,7 +49,7 @@ ENTITIES = ["settings", "mac", "building", "apartment", "person", "device", "rel
             "access_group", "temp_key", "credential", "parking_lot"]
 ORDER_SQL = "CASE entity %s ELSE %d END" % (
     " ".join("WHEN '%s' THEN %d" % (e, i) for i, e in enumerate(ENTITIES)), len(ENTITIES))
-MODES = ("refuse", "500", "429", "hang", "drop", "badcert", "410")
+MODES = ("refuse", "500", "429", "hang", "drop", "badcert", "410", "garbage")
 STATE_LIMIT, STATE_LIMIT_MAX = 1000, 5000
 EVENTS_MAX = 500            # per POST /events
 CHANGES_MAX = 5000          # per POST /changes
@@ -497,6 +497,10 @@ class ApiHandler(Handler):
                                 headers=[("Retry-After", str(rule["retry_after"]))])
             if mode == "410":
                 raise HttpError(410, "since too old (simulated)")
+            if mode == "garbage":
+                # 200 with a body that is not the contract (not processed)
+                self.reply(200, rule["body"])
+                return
             if mode == "hang":
                 # read, never answer: until the mode is cleared, the simulator stops, or hang_s
                 end = time.monotonic() + rule["hang_s"]
@@ -1018,7 +1022,11 @@ class Sim:
             raise HttpError(400, "retry_after must be an integer >= 0")
         if not isinstance(hang_s, (int, float)) or isinstance(hang_s, bool) or not 0 <= hang_s <= HANG_S:
             raise HttpError(400, "hang_s must be a number of seconds, 0..%d" % HANG_S)
-        rule = {"mode": mode, "path": path, "count": count, "retry_after": retry, "hang_s": hang_s}
+        body = obj.get("body", "<html>not the contract</html>")
+        if not isinstance(body, str):
+            body = dumps(body)  # a JSON value of the wrong shape
+        rule = {"mode": mode, "path": path, "count": count, "retry_after": retry, "hang_s": hang_s,
+                "body": body}
         self.faults.set(rule, add=bool(obj.get("add")))
         log("failure mode %s" % dumps(rule))
         return {"rules": self.rules_json()}
