@@ -56,6 +56,7 @@ typedef struct creq {
 	char *resp;
 	size_t len, cap;
 	long retry_after_s;
+	unsigned epoch;   /* state pulls: a page fetched ahead is dropped if its epoch passed */
 	json_t *ctx;      /* what the request carried, for its answer */
 	char what[48];    /* for logs: "GET /state" */
 	char err[CURL_ERROR_SIZE];
@@ -92,6 +93,7 @@ struct cloudlink {
 	uint64_t next_sync_ms, next_hb_ms;
 	char snap_cursor[512];
 	int resync;          /* 410: start over from a full snapshot */
+	unsigned pull_epoch; /* moves on when a page fails: pages fetched ahead are dropped */
 	char last_error[256];
 	int64_t sent, rejected;
 	unsigned ticks;
@@ -464,23 +466,30 @@ static void cloud_change_failed(cloudlink_t *c, int64_t seq, const char *entity,
 	free(d);
 }
 
-static void start_pull(cloudlink_t *c)
+static creq_t *start_pull_at(cloudlink_t *c, int64_t since, const char *cursor)
 {
 	char path[900];
-	int64_t since = c->resync ? 0 : kv_int(c->st, "rev");
-	if (c->snap_cursor[0]) {
-		char *esc = curl_easy_escape(NULL, c->snap_cursor, 0);
+	if (cursor && *cursor) {
+		char *esc = curl_easy_escape(NULL, cursor, 0);
 		snprintf(path, sizeof path, "/state?since=0&limit=%d&cursor=%s", PAGE_LIMIT, esc ? esc : "");
 		curl_free(esc);
 	} else {
 		snprintf(path, sizeof path, "/state?since=%lld&limit=%d", (long long)since, PAGE_LIMIT);
+		if (since == 0 && kv_int(c->st, "cloud_snap_lrev0") == 0) {
+			/* a full snapshot: what it does not contain goes at its end */
+			int64_t l = store_lrev(c->st);
+			kv_int_set(c->st, "cloud_snap_lrev0", l > 0 ? l : 1);
+		}
 	}
-	if (since == 0 && kv_int(c->st, "cloud_snap_lrev0") == 0) {
-		/* a full snapshot: what it does not contain goes at its end */
-		int64_t l = store_lrev(c->st);
-		kv_int_set(c->st, "cloud_snap_lrev0", l > 0 ? l : 1);
-	}
-	req_start(c, R_STATE, CH_SYNC, "GET", path, NULL, 30000);
+	creq_t *r = req_start(c, R_STATE, CH_SYNC, "GET", path, NULL, 30000);
+	if (r)
+		r->epoch = c->pull_epoch;
+	return r;
+}
+
+static void start_pull(cloudlink_t *c)
+{
+	start_pull_at(c, c->resync ? 0 : kv_int(c->st, "rev"), c->snap_cursor);
 }
 
 /* Deletes the cloud-owned entities a full snapshot did not contain: the
@@ -522,7 +531,12 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 	}
 	int is_full = json_is_true(full), has_more = json_is_true(more);
 	const char *cursor = json_string_value(json_object_get(j, "snapshot_cursor"));
+	/* the next page is fetched while this one is applied: the cloud works
+	 * on it meanwhile (dropped if this page fails) */
+	if (has_more)
+		start_pull_at(c, json_integer_value(rev), cursor);
 	if (store_begin(c->st)) {
+		c->pull_epoch++;
 		bad_answer(c, r, "database busy");
 		return -1;
 	}
@@ -581,6 +595,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		store_rollback(c->st);
 		bad_answer(c, r, "cannot store the page: %s", sqlite3_errmsg(store_db(c->st)));
 		c->snap_cursor[0] = '\0';
+		c->pull_epoch++;
 		return -1;
 	}
 	if (applied || failed)
@@ -1174,6 +1189,8 @@ static void result_reported(cloudlink_t *c, creq_t *r, int how)
 static void finish(cloudlink_t *c, creq_t *r, CURLcode res, long status)
 {
 	c->ch[r->ch].busy = 0;
+	if (r->kind == R_STATE && r->epoch != c->pull_epoch)
+		return; /* a page fetched ahead of one that failed */
 	if (res != CURLE_OK) {
 		snprintf(c->last_error, sizeof c->last_error, "%s: %.180s", r->what, r->err[0] ? r->err : curl_easy_strerror(res));
 		log_warn("cloud", "%s failed: %s", r->what, r->err[0] ? r->err : curl_easy_strerror(res));

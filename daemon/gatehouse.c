@@ -49,6 +49,7 @@ static void usage(FILE *f)
 		"  device passwd MAC\n"
 		"  device command MAC[,MAC...]|all reboot|reset|autop|message|relay.open [ARGS-JSON]\n"
 		"  logs door [--limit N]\n"
+		"  cloud conflicts|rejected [--limit N] | cloud retry\n"
 		"  relay open DEVICE_OR_BOARD N        (remote door open, through the daemon)\n"
 		"  backup FILE | restore FILE (daemon stopped)\n");
 }
@@ -686,6 +687,55 @@ static int cmd_logs(int argc, char **argv)
 	return 0;
 }
 
+/* The cloud link's lists an admin looks at: local edits the cloud refused
+ * (with both versions), events it rejected; "retry" queues those again. */
+static int cmd_cloud(int argc, char **argv)
+{
+	const char *what = argc >= 1 ? argv[0] : "";
+	int limit = 100;
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "--limit"))
+			limit = (int)strtol(argv[i + 1], NULL, 10);
+	const char *sql = !strcmp(what, "conflicts")
+				  ? "SELECT json_group_array(json_object('id', id, 'ts', ts, 'change_id', change_id, "
+				    "'entity', entity, 'entity_id', eid, 'local', json(local), 'cloud', json(cloud), "
+				    "'error', error)) FROM (SELECT * FROM conflicts ORDER BY id DESC LIMIT ?)"
+			  : !strcmp(what, "rejected")
+				  ? "SELECT json_group_array(json_object('id', id, 'device', device, 'type', type, 'ts', ts, "
+				    "'error', error, 'data', json(data))) FROM (SELECT * FROM outbox WHERE state = 'rejected' "
+				    "ORDER BY seq LIMIT ?)"
+			  : !strcmp(what, "retry") ? "UPDATE outbox SET state = 'pending', error = NULL WHERE state = 'rejected' "
+						     "AND ?1 = ?1"
+						   : NULL;
+	if (!sql) {
+		usage(stderr);
+		return 2;
+	}
+	store_t *st = open_store();
+	if (!st)
+		return 1;
+	sqlite3_stmt *s = NULL;
+	int rc = 1;
+	if (sqlite3_prepare_v2(store_db(st), sql, -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_int(s, 1, limit);
+		int step = sqlite3_step(s);
+		if (step == SQLITE_ROW) {
+			json_t *j = json_loads((const char *)sqlite3_column_text(s, 0), 0, NULL);
+			print_json(j);
+			json_decref(j);
+			rc = 0;
+		} else if (step == SQLITE_DONE) {
+			printf("%d rejected events queued again\n", sqlite3_changes(store_db(st)));
+			rc = 0;
+		}
+	}
+	if (rc)
+		fprintf(stderr, "gatehouse: %s\n", sqlite3_errmsg(store_db(st)));
+	sqlite3_finalize(s);
+	store_close(st);
+	return rc;
+}
+
 static int copy_db(sqlite3 *from, sqlite3 *to)
 {
 	sqlite3_backup *b = sqlite3_backup_init(to, "main", from, "main");
@@ -767,6 +817,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "apartment")) rc = cmd_apartment(n, rest);
 	else if (!strcmp(cmd, "device")) rc = cmd_device(n, rest);
 	else if (!strcmp(cmd, "logs")) rc = cmd_logs(n, rest);
+	else if (!strcmp(cmd, "cloud")) rc = cmd_cloud(n, rest);
 	else if (!strcmp(cmd, "relay")) rc = cmd_relay(n, rest);
 	else if (!strcmp(cmd, "backup") && n == 1) rc = cmd_backup(rest[0], 0);
 	else if (!strcmp(cmd, "restore") && n == 1) rc = cmd_backup(rest[0], 1);

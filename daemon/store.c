@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "log.h"
@@ -275,6 +276,13 @@ static int migrate(store_t *st, int max_version, gh_err_t *err)
 		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v);
 		if (store_exec(st, "BEGIN IMMEDIATE", err))
 			return -1;
+		/* another process (the daemon and the CLI on a new file) may have
+		 * migrated while we waited for the write lock */
+		if (store_schema_version(st) >= v) {
+			if (store_exec(st, "COMMIT", err))
+				return -1;
+			continue;
+		}
 		if (store_exec(st, gh_schema[v - 1].sql, err) || store_exec(st, pragma, err)) {
 			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 			log_err("store", "migration %s failed", gh_schema[v - 1].name);
@@ -328,8 +336,15 @@ store_t *store_open_version(const char *path, int max_version, gh_err_t *err)
 	/* WAL: readers (CLI, backup) never block the daemon; NORMAL sync is
 	 * durable across process crashes, and across power loss up to the last
 	 * checkpointed commit. */
-	if (store_exec(st, "PRAGMA journal_mode = WAL", err) ||
-	    store_exec(st, "PRAGMA synchronous = NORMAL", err) ||
+	/* switching a new file to WAL needs an exclusive lock, which a second
+	 * process opening it at the same moment makes busy: retry a while */
+	for (int i = 0; store_exec(st, "PRAGMA journal_mode = WAL", err); i++) {
+		if (i == 100 || (sqlite3_errcode(st->db) & 0xff) != SQLITE_BUSY)
+			goto fail;
+		struct timespec ts = { 0, 50000000 };
+		nanosleep(&ts, NULL);
+	}
+	if (store_exec(st, "PRAGMA synchronous = NORMAL", err) ||
 	    store_exec(st, "PRAGMA foreign_keys = ON", err) ||
 	    store_exec(st, "PRAGMA temp_store = MEMORY", err) ||
 	    /* 16 MiB of page cache: the hot index pages of a 1M-credential site

@@ -183,5 +183,19 @@ i=0; while ! grep -q "STOPPING=1" "$T/notify.log" && [ $i -lt 40 ]; do sleep 0.0
 grep -q "STOPPING=1" "$T/notify.log" && ok "STOPPING=1 on SIGTERM" || bad "STOPPING=1 on SIGTERM"
 kill "$LPID" 2>/dev/null; wait "$LPID" 2>/dev/null
 
+echo "== cli: a new database opened by several processes at once"
+mkdir -p "$T/race"
+sed "s|db = site.db|db = race/site.db|; s|control_socket = ctl.sock|control_socket = race/ctl.sock|" "$T/gh.conf" >"$T/race.conf"
+"$ROOT/$B/gatehoused" --config "$T/race.conf" 2>"$T/race/daemon.log" &
+RPID=$!
+for k in 1 2 3 4 5 6; do "$ROOT/$B/gatehouse" --config "$T/race.conf" list building >"$T/race/cli$k" 2>&1 & done
+for k in 1 2 3 4 5 6; do wait %$((k + 1)) 2>/dev/null || true; done
+sleep 0.5
+n_ok=0
+for k in 1 2 3 4 5 6; do grep -q '^\[' "$T/race/cli$k" && n_ok=$((n_ok + 1)); done
+[ $n_ok -eq 6 ] && ok "six CLI runs and the daemon migrate a new file together" || { cat "$T"/race/cli* >"$T/out"; bad "six CLI runs and the daemon migrate a new file together ($n_ok of 6)"; }
+kill -0 "$RPID" 2>/dev/null && ok "and the daemon is running" || { cp "$T/race/daemon.log" "$T/out"; bad "and the daemon is running"; }
+kill "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null
+
 echo "cli: $pass passed, $failn failed"
 [ $failn -eq 0 ]

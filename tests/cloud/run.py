@@ -349,6 +349,27 @@ try:
     ok("it is audited", db("SELECT count(*) FROM audit_logs WHERE action = 'conflict' AND eid = 'p1'")[0][0] == 1)
     ok("and counted in status", cloud_status().get("conflicts", 0) >= 1, cloud_status())
 
+    r = gh("cloud", "conflicts")
+    ok("gatehouse cloud conflicts shows both versions",
+       r.returncode == 0 and "Edited-On-Site" in r.stdout and "Edited-In-Cloud" in r.stdout, r.stdout + r.stderr)
+
+    print("== cloud: events the cloud rejects (%.0f s)" % (time.time() - T0))
+    cloud.call("POST", "/_sim/reject", {"event_types": ["door"]})
+    dp.event("door", id="rej-1", relay=1, state="open")
+    ok("a rejected event is kept, marked",
+       wait(lambda: db("SELECT state FROM outbox WHERE id = ?", DP1 + ":rej-1") == [("rejected",)], 10),
+       db("SELECT state, error FROM outbox WHERE id = ?", DP1 + ":rej-1"))
+    r = gh("cloud", "rejected")
+    ok("and shown with the cloud's error", r.returncode == 0 and "rej-1" in r.stdout and '"error"' in r.stdout,
+       r.stdout)
+    ok("and counted in status", cloud_status().get("outbox_rejected") == 1, cloud_status())
+    time.sleep(1.5)
+    ok("it is not retried by itself", db("SELECT state FROM outbox WHERE id = ?", DP1 + ":rej-1") == [("rejected",)])
+    cloud.call("POST", "/_sim/reject", {"event_types": []})
+    r = gh("cloud", "retry")
+    ok("gatehouse cloud retry queues it again", r.returncode == 0 and "1 rejected" in r.stdout, r.stdout)
+    ok("and it goes out", wait(lambda: any(e["id"] == DP1 + ":rej-1" for e in cloud.events()[0]), 10))
+
     print("== cloud: commands (%.0f s)" % (time.time() - T0))
     cid = cloud.command("relay.open", DP1, {"relay": 1})
     ok("relay.open reaches the door phone",

@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""bench_cloud: the cloud link against the cloud simulator over real HTTPS
+(tests/sim/cloudsim.py): a first snapshot of a community-sized site applied
+by a fresh gatehoused (time and the daemon's peak RSS), the drain rate of an
+event backlog, and the latency of a delta of 1,000 changes (from the sync
+command to the last change applied). Measures and prints; never asserts.
+
+usage: bench/bench_cloud.py [BUILD_DIR] [--quick] [--persons N] [--backlog N]
+  full size: 200k persons, 80k apartments, 1M credentials; 200k backlog events
+  --quick:   20k persons, 100k credentials; 50k backlog events
+"""
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.getcwd()
+sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
+from cloudsim import CloudSim  # noqa: E402
+
+args = sys.argv[1:]
+BUILD = next((a for a in args if not a.startswith("--") and not a.isdigit()), os.environ.get("GH_BUILD", "build"))
+QUICK = "--quick" in args
+PERSONS = int(args[args.index("--persons") + 1]) if "--persons" in args else (20000 if QUICK else 200000)
+BACKLOG = int(args[args.index("--backlog") + 1]) if "--backlog" in args else (50000 if QUICK else 200000)
+T = tempfile.mkdtemp(prefix="gh-bench-cloud-")
+SITE, TOKEN = "bench", "bench-token"
+
+
+def status():
+    r = subprocess.run([os.path.join(ROOT, BUILD, "gatehouse"), "--config", T + "/gh.conf", "status"],
+                       capture_output=True, text=True)
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        return {}
+
+
+def rss(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def seed(sim):
+    """The site in the cloud: the shape of bench_engine's, sent in batches."""
+    nb = max(1, PERSONS // 2000)
+    batch = []
+
+    def flush():
+        if batch:
+            sim.ctl("POST", "/_sim/entities", {"changes": batch}, timeout=300)
+            batch.clear()
+
+    def put(entity, eid, data):
+        batch.append({"entity": entity, "op": "upsert", "id": eid, "data": data})
+        if len(batch) >= 5000:
+            flush()
+
+    put("settings", "site", {"timezone": "Europe/Vienna"})
+    for b in range(nb):
+        put("building", "b%d" % b, {"name": "Building %d" % b})
+    for p in range(PERSONS):
+        a = p * 2 // 5
+        if p == 0 or (p - 1) * 2 // 5 != a:
+            put("apartment", "a%d" % a, {"building": "b%d" % (a % nb), "apt": str(100000 + a // nb)})
+        put("person", "p%d" % p, {"kind": "resident", "apartment": "a%d" % a, "first_name": "P%d" % p})
+    for p in range(PERSONS):
+        put("credential", "pin%d" % p, {"person": "p%d" % p, "type": "pin", "code": "%08d" % (10000000 + p)})
+        for k in range(4):
+            put("credential", "rf%d-%d" % (p, k), {"person": "p%d" % p, "type": "rf", "code": "%08X%d" % (p, k)})
+    flush()
+    return sim.ctl("GET", "/_sim/stats").get("seq") or sim.upsert("building", "b0", {"name": "Building 0"})
+
+
+def main():
+    sim = CloudSim(T + "/cloud", SITE, TOKEN).start()
+    print("gatehouse bench_cloud%s: %d persons, %d credentials in the cloud simulator" % (
+        " (quick)" if QUICK else "", PERSONS, PERSONS * 5))
+    t0 = time.time()
+    rev = seed(sim)
+    rev = sim.upsert("building", "b0", {"name": "Building 0"})
+    print("  seeded in %.1f s (rev %d)" % (time.time() - t0, rev))
+    with open(T + "/token", "w") as f:
+        f.write(TOKEN)
+    os.chmod(T + "/token", 0o600)
+    with open(T + "/gh.conf", "w") as f:
+        f.write("[site]\nid = %s\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = %s/drivers/profiles\n"
+                "[daemon]\ncontrol_socket = ctl.sock\nlog_level = warn\n[mqtt]\nport = 1\n"
+                "[cloud]\nurl = %s\ntoken_file = token\nca_file = %s\nbackoff_min_ms = 100\n"
+                % (SITE, ROOT, sim.url, sim.ca))
+
+    # 1. snapshot apply by a fresh box
+    t0 = time.time()
+    d = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", T + "/gh.conf"],
+                         stdout=subprocess.DEVNULL, stderr=open(T + "/daemon.log", "w"))
+    peak = 0.0
+    while time.time() - t0 < 600:
+        peak = max(peak, rss(d.pid, "VmHWM:"))
+        if (status().get("cloud") or {}).get("rev") == rev:
+            break
+        time.sleep(0.2)
+    snap_s = time.time() - t0
+    peak = max(peak, rss(d.pid, "VmHWM:"))
+    n = status()
+    print("\n[snapshot] %d entities applied by a fresh gatehoused in %.1f s (%.0f/s), peak RSS %.1f MB" % (
+        PERSONS * 5 + PERSONS + PERSONS * 2 // 5 + 1, snap_s, (PERSONS * 6.4) / snap_s, peak))
+    print("  (status rev %s, wan %s)" % ((n.get("cloud") or {}).get("rev"), n.get("wan")))
+
+    # 2. delta of 1000 changes: sync command -> last change applied
+    changes = [{"entity": "person", "op": "upsert", "id": "p%d" % i,
+                "data": {"kind": "resident", "apartment": "a%d" % (i * 2 // 5), "first_name": "Changed%d" % i}}
+               for i in range(1000)]
+    rev2 = sim.ctl("POST", "/_sim/entities", {"changes": changes})["rev"]
+    t0 = time.time()
+    sim.command("sync")
+    while time.time() - t0 < 60 and (status().get("cloud") or {}).get("rev") != rev2:
+        time.sleep(0.01)
+    print("\n[delta] 1000 changes: sync command -> all applied in %.0f ms (incl. the long poll's answer)" % (
+        (time.time() - t0) * 1000))
+
+    # 3. backlog drain
+    d.terminate()
+    d.wait(30)
+    con = sqlite3.connect(T + "/site.db")
+    now = int(time.time())
+    con.executemany("INSERT INTO outbox(id, device, type, ts, data) VALUES (?, '0C1105D00001', 'door', ?, ?)",
+                    [("bk:%07d" % i, now, '{"relay":1,"state":"open"}') for i in range(BACKLOG)])
+    con.commit()
+    con.close()
+    d = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", T + "/gh.conf"],
+                         stdout=subprocess.DEVNULL, stderr=open(T + "/daemon.log", "a"))
+    t0 = time.time()
+    first = None
+    while time.time() - t0 < 300:
+        left = sqlite3.connect(T + "/site.db").execute("SELECT count(*) FROM outbox").fetchone()[0]
+        if first is None and left < BACKLOG:
+            first = time.time()
+        if left == 0:
+            break
+        time.sleep(0.05)
+    end = time.time()
+    got = sim.ctl("GET", "/_sim/events?after=0&limit=1")
+    print("\n[drain] %d backlog events to the cloud in %.2f s: %.0f events/s (from the first batch: %.0f/s)" % (
+        BACKLOG, end - t0, BACKLOG / (end - t0), BACKLOG / max(0.001, end - (first or t0))))
+    print("  cloud total events: %s" % got.get("total"))
+    print("BENCH_JSON " + json.dumps({"persons": PERSONS, "snapshot_s": round(snap_s, 2), "peak_rss_mb": round(peak, 1),
+                                      "backlog": BACKLOG, "drain_per_s": round(BACKLOG / (end - t0))}))
+    d.terminate()
+    d.wait(30)
+    sim.stop()
+
+
+try:
+    main()
+finally:
+    if not os.environ.get("BENCH_KEEP"):
+        shutil.rmtree(T, ignore_errors=True)
