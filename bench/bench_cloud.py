@@ -48,6 +48,12 @@ def rss(pid, key):
     return 0.0
 
 
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def seed(sim):
     """The site in the cloud: the shape of bench_engine's, sent in batches."""
     nb = max(1, PERSONS // 2000)
@@ -107,10 +113,13 @@ def main():
             break
         time.sleep(0.2)
     snap_s = time.time() - t0
+    snap_cpu = cpu_s(d.pid)
     peak = max(peak, rss(d.pid, "VmHWM:"))
     n = status()
     print("\n[snapshot] %d entities applied by a fresh gatehoused in %.1f s (%.0f/s), peak RSS %.1f MB" % (
         PERSONS * 5 + PERSONS + PERSONS * 2 // 5 + 1, snap_s, (PERSONS * 6.4) / snap_s, peak))
+    print("  gatehoused busy %.1f s of it (%.0f%%): the rest is waiting for the simulator's pages" % (
+        snap_cpu, 100 * snap_cpu / snap_s))
     print("  (status rev %s, wan %s)" % ((n.get("cloud") or {}).get("rev"), n.get("wan")))
 
     # 2. delta of 1000 changes: sync command -> last change applied

@@ -317,6 +317,11 @@ store_t *store_open_version(const char *path, int max_version, gh_err_t *err)
 		gh_err(err, 500, "nomem", "", "out of memory");
 		return NULL;
 	}
+	/* no global lock around every SQLite allocation for memory statistics
+	 * nobody reads (must precede SQLite's initialisation: the first open) */
+	static int configured;
+	if (!configured++)
+		sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	/* a store_t belongs to one thread (the daemon's loop thread; threads
 	 * that need the database open their own): no connection mutex */
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,

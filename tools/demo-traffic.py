@@ -37,10 +37,29 @@ for d in phones + monitors[:6]:
                            model="R29" if d["type"] != 2 else "C319").start()
 print("%d devices logged in to the broker with their own accounts" % sum(s.connected for s in sims.values()))
 
+def wan(down):
+    """The scripted WAN outage: the cloud simulator refuses connections."""
+    ctl = os.environ.get("CLOUD_CTL")
+    if not ctl:
+        return
+    import urllib.request
+    req = urllib.request.Request("http://127.0.0.1:%s/_sim/fail" % ctl, method="POST",
+                                 data=json.dumps({"mode": "refuse" if down else None}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=5).read()
+    print("%s  ---- WAN %s ----" % (time.strftime("%H:%M:%S"), "OUTAGE: the cloud is unreachable; doors, calls and "
+          "events go on locally" if down else "BACK: the backlog drains to the cloud, oldest first"), flush=True)
+
+
 start = time.time()
 n = 0
+wan_down = False
 try:
     while not limit or time.time() - start < limit:
+        phase = (time.time() - start) % 60  # every minute: 20 s without WAN, from 30 s to 50 s
+        if (30 <= phase < 50) != wan_down:
+            wan_down = not wan_down
+            wan(wan_down)
         dev = rnd.choice(phones)
         sim = sims[dev["id"]]
         roll = rnd.random()
@@ -97,6 +116,8 @@ try:
         time.sleep(rnd.uniform(0.3, 1.0))
 except KeyboardInterrupt:
     pass
+if wan_down:
+    wan(False)
 for s in sims.values():
     s.stop()
 print("\n%d exchanges over MQTT" % n)

@@ -3,19 +3,28 @@
 # real mosquitto broker (dynamic security, an account per device), gatehoused
 # on a real SQLite file, and simulated door phones and indoor monitors that
 # ask it for decisions, route calls and report events over MQTT. Ctrl-C stops
-# everything. (Modbus boards, the cloud simulator and the web UI join the
-# demo as their issues land.)
+# everything. Simulated Modbus boards and a cloud simulator over HTTPS (taken
+# down for 20 s every minute: a scripted WAN outage) are part of it; the web
+# UI joins with its issue.
 set -eu
 B=${1:-build}
 ROOT=$(pwd)
 D=${DEMO_DIR:-/tmp/gatehouse-demo}
 if [ -f "$D/broker/pid" ]; then /usr/bin/python3 "$ROOT/tests/sim/broker.py" stop "$D/broker"; fi
+if [ -f "$D/cloud/cloudsim.pid" ]; then /usr/bin/python3 "$ROOT/tests/sim/cloudsim.py" stop "$D/cloud" || true; fi
 rm -rf "$D"
 mkdir -p "$D/seed"
 chmod 755 "$D"
 echo "== starting the mosquitto broker (dynamic security, anonymous off)"
 set -- $(/usr/bin/python3 "$ROOT/tests/sim/broker.py" start "$D/broker" gatehoused demo-gateway-pw)
 PORT=$1
+echo "== starting the cloud simulator (HTTPS with its own test CA)"
+set -- $(/usr/bin/python3 "$ROOT/tests/sim/cloudsim.py" start "$D/cloud" --site parkview-demo --token demo-cloud-token)
+CLOUD_PORT=$1
+export CLOUD_CTL=$2
+printf 'demo-cloud-token\n' >"$D/cloud.token"
+chmod 600 "$D/cloud.token"
+echo "   https://127.0.0.1:$CLOUD_PORT (control: http://127.0.0.1:$CLOUD_CTL/_sim/...)"
 echo "== starting the simulated field bus (HF-8000, lift, UHF reader over Modbus TCP; MK485 over RTU on a pty)"
 eval "$(/usr/bin/python3 -c 'import socket
 for n in ("HF_PORT", "LIFT_PORT", "UHF_PORT"):
@@ -53,6 +62,10 @@ port = $PORT
 username = gatehoused
 password_file = mqtt.password
 manage_accounts = true
+[cloud]
+url = https://127.0.0.1:$CLOUD_PORT
+token_file = cloud.token
+ca_file = $D/cloud/ca.pem
 CONF
 gh() { "$ROOT/$B/gatehouse" --config "$D/gatehouse.conf" "$@"; }
 
@@ -80,7 +93,7 @@ echo "   admin login: admin / demo-admin-pw (for the web UI once it lands)"
 echo "== starting gatehoused"
 "$ROOT/$B/gatehoused" --config "$D/gatehouse.conf" 2>"$D/gatehoused.log" &
 PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; kill $S1 $S2 $S3 $S4 $SOCAT 2>/dev/null; /usr/bin/python3 "$ROOT/tests/sim/broker.py" stop "$D/broker"; echo "== stopped; door logs in $D/site.db, daemon log $D/gatehoused.log"' EXIT INT TERM
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; kill $S1 $S2 $S3 $S4 $SOCAT 2>/dev/null; /usr/bin/python3 "$ROOT/tests/sim/broker.py" stop "$D/broker"; /usr/bin/python3 "$ROOT/tests/sim/cloudsim.py" stop "$D/cloud"; echo "== stopped; door logs in $D/site.db, daemon log $D/gatehoused.log"' EXIT INT TERM
 i=0
 while [ ! -S "$D/control.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 [ -S "$D/control.sock" ] || { cat "$D/gatehoused.log"; exit 1; }
@@ -94,5 +107,8 @@ tail -n 3 "$D/sim-garage.log" "$D/sim-lift.log" "$D/sim-bikes.log" 2>/dev/null |
 echo "== garage"
 sqlite3 "$D/site.db" "SELECT '   inside: ' || count(*) FROM lot_vehicles; SELECT '   stays: ' || count(*) FROM parking_logs" 2>/dev/null || true
 gh status | grep -A3 '"devices"'
+echo "== cloud"
+gh status | python3 -c 'import json,sys; s=json.load(sys.stdin); c=s.get("cloud") or {}; print("   WAN %s, rev %s, outbox %s pending, %s conflicts" % (s.get("wan"), c.get("rev"), c.get("outbox_pending"), c.get("conflicts")))'
+python3 -c 'import json,sys,urllib.request; e=json.load(urllib.request.urlopen("http://127.0.0.1:%s/_sim/events?after=0&limit=1" % sys.argv[1])); print("   the cloud holds %s events from this site" % e.get("total"))' "$CLOUD_CTL" || true
 echo "== last door logs"
 gh logs door --limit 8
