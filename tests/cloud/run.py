@@ -22,7 +22,7 @@ ROOT = os.getcwd()
 sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
 import broker as brokermod  # noqa: E402
 from devsim import Device  # noqa: E402
-from testlib import counts, ok, query, wait  # noqa: E402
+from testlib import counts, free_port, ok, query, wait  # noqa: E402
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
 T = tempfile.mkdtemp(prefix="gh-cloud-")
@@ -183,6 +183,7 @@ cloud = Cloud(os.path.join(T, "cloud"))
 CONF = os.path.join(T, "gh.conf")
 daemon = Daemon(CONF, T)
 devices = []
+sims = []
 rc = 1
 try:
     print("== cloud: first pull (snapshot) over HTTPS (%.0f s)" % (time.time() - T0))
@@ -382,6 +383,22 @@ try:
     time.sleep(1.5)
     ok("a repeated command id is ignored",
        sum(1 for c in dp.commands if c.get("op") == "relay.open") == n_open)
+    hf_port = free_port()
+    hf = subprocess.Popen([os.path.join(ROOT, BUILD, "sim", "modbus_sim"), "--profile",
+                           os.path.join(ROOT, "drivers", "profiles", "HF-8000.ini"), "--tcp", str(hf_port)],
+                          stdout=open(os.path.join(T, "hf.out"), "w"), stderr=subprocess.STDOUT)
+    sims.append(hf)
+    cloud.put("relay_board", "gate", {"profile": "HF-8000", "mode": "ethernet", "bus": "127.0.0.1:%d" % hf_port,
+                                      "channels": [{"channel": 1, "name": "Garage gate", "function": "barrier"}]})
+    cloud.command("sync")
+    ok("a relay board from the cloud comes online",
+       wait(lambda: any(b["id"] == "gate" and b["online"] for b in status().get("boards", [])), 15),
+       status().get("boards"))
+    cid = cloud.command("relay.open", None, {"board": "gate", "channel": 1})
+    ok("relay.open on a board channel switches it",
+       wait(lambda: " reg 0 256" in open(os.path.join(T, "hf.out")).read(), 10))
+    ok("and is reported done",
+       wait(lambda: any(x["id"] == cid and x["status"] == "done" for x in cloud.results()), 10))
     cid = cloud.command("emergency", None, {"state": "on"})
     ok("an emergency from the cloud opens the doors",
        wait(lambda: status().get("emergency") is True, 10), status())
@@ -506,6 +523,9 @@ finally:
         except Exception:
             pass
     daemon.stop()
+    for p in sims:
+        p.terminate()
+        p.wait()
     cloud.stop()
     broker.stop()
     if counts["failed"] or rc or os.environ.get("GH_KEEP"):
