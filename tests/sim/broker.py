@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from testlib import stop_proc
 
 PLUGIN_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib/arm-linux-gnueabihf",
                "/usr/lib"]
@@ -109,13 +110,7 @@ class Broker:
         raise RuntimeError("mosquitto did not listen on %d" % self.port)
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_proc(self.proc, sig)
         self.proc = None
 
     def restart(self):

@@ -43,6 +43,7 @@ import uuid
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+from testlib import stop_proc
 
 # snapshot order: referenced entities first (CLOUD.md "Entities")
 ENTITIES = ["settings", "mac", "building", "apartment", "person", "device", "relay_board",
@@ -1268,13 +1269,7 @@ class CloudSim:
         raise RuntimeError("cloudsim did not start: see %s/cloudsim.log" % self.dir)
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_proc(self.proc, sig)
         self.proc = None
 
     def restart(self):

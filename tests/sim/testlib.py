@@ -1,8 +1,10 @@
 """Helpers shared by the end-to-end suites (tests/mqtt, tests/bus): checks
 that count and print, polling waits (never fixed sleeps for readiness), free
 loopback ports, and reading the site database as another process would."""
+import signal
 import socket
 import sqlite3
+import subprocess
 import time
 
 counts = {"passed": 0, "failed": 0}
@@ -40,3 +42,14 @@ def query(path, sql, *params):
         return con.execute(sql, params).fetchall()
     finally:
         con.close()
+
+
+def stop_proc(proc, sig=signal.SIGTERM, timeout=5.0):
+    """Ends a simulator started by a test: SIG, then kill -9 after TIMEOUT."""
+    if proc and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
