@@ -16,7 +16,7 @@ SANFLAGS :=
 OPT     := -O2
 endif
 
-PKGS    := sqlite3 jansson inih libuv libsystemd openssl libmosquitto libmodbus libcurl
+PKGS    := sqlite3 jansson inih libuv libsystemd openssl libmosquitto libmodbus libcurl libwebsockets
 CC      ?= gcc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wconversion -Wno-sign-conversion \
            -Wstrict-prototypes -Wmissing-prototypes

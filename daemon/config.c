@@ -102,6 +102,14 @@ static int on_kv(void *user, const char *sec, const char *key, const char *v)
 		return set_path(c->web_cert, sizeof c->web_cert, v, x, "[web] cert");
 	if (IS("web", "key"))
 		return set_path(c->web_key, sizeof c->web_key, v, x, "[web] key");
+	if (IS("web", "root"))
+		return set_path(c->web_root, sizeof c->web_root, v, x, "[web] root");
+	if (IS("web", "session_idle_s"))
+		return set_int(&c->web_session_idle_s, v, 60, 86400, x, "[web] session_idle_s");
+	if (IS("web", "session_max_s"))
+		return set_int(&c->web_session_max_s, v, 300, 604800, x, "[web] session_max_s");
+	if (IS("web", "metrics_from"))
+		return set_str(c->web_metrics_from, sizeof c->web_metrics_from, v, x, "[web] metrics_from");
 	if (IS("cloud", "url")) {
 		if (*v && strncmp(v, "https://", 8) && strncmp(v, "http://", 7)) {
 			snprintf(x->msg, sizeof x->msg, "[cloud] url must start with https://");
@@ -161,7 +169,9 @@ int config_load(const char *path, gh_config_t *c, char *msg, size_t len)
 	snprintf(c->mqtt_host, sizeof c->mqtt_host, "127.0.0.1");
 	c->mqtt_port = 1883;
 	snprintf(c->mqtt_username, sizeof c->mqtt_username, "gatehoused");
-	snprintf(c->web_listen, sizeof c->web_listen, "0.0.0.0:8443");
+	snprintf(c->web_root, sizeof c->web_root, "/usr/share/gatehouse/web-ui");
+	c->web_session_idle_s = 1800;
+	c->web_session_max_s = 43200;
 	snprintf(c->profiles_dir, sizeof c->profiles_dir, "/usr/share/gatehouse/profiles");
 	snprintf(c->log_level, sizeof c->log_level, "info");
 	snprintf(c->control_socket, sizeof c->control_socket, "/run/gatehouse/control.sock");

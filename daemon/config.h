@@ -26,6 +26,9 @@ typedef struct gh_config {
 	char web_listen[128];
 	char web_cert[PATH_MAX];
 	char web_key[PATH_MAX];
+	char web_root[PATH_MAX];        /* the web UI's static files */
+	int64_t web_session_idle_s, web_session_max_s;
+	char web_metrics_from[128];     /* "any": /metrics from everywhere (default loopback only) */
 	/* [cloud] */
 	char cloud_url[512];
 	char cloud_token_file[PATH_MAX];

@@ -23,6 +23,7 @@
 #include "settings.h"
 #include "store.h"
 #include "timeutil.h"
+#include "web.h"
 
 typedef struct app {
 	uv_loop_t *loop;
@@ -34,6 +35,7 @@ typedef struct app {
 	ckpt_t *ckpt;
 	busmgr_t *bus;
 	cloudlink_t *cloud;
+	web_t *web;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	uv_prepare_t flush; /* before the loop sleeps: commit the pass's work */
@@ -66,6 +68,8 @@ static void stop(app_t *a, const char *why)
 	uv_close((uv_handle_t *)&a->housekeeping, NULL);
 	cloud_stop(a->cloud); /* transfers in flight are dropped: nothing was deleted for them */
 	a->cloud = NULL;
+	web_stop(a->web);
+	a->web = NULL;
 	if (engine_flush(a->en, NULL) == 0)
 		mqttlink_after_commit(a->mqtt);
 	ctl_set_mqtt(a->ctl, NULL);
@@ -445,6 +449,7 @@ int main(int argc, char **argv)
 	env.bus = a.bus;
 	cloud_set_env(a.cloud, &env);
 	cloud_set_wan_cb(a.cloud, on_wan, &a);
+	a.web = web_start(a.loop, &a.cfg, &env);
 	memset(password, 0, sizeof password);
 	uv_signal_t *sigs[] = { &a.sig_term, &a.sig_int, &a.sig_hup };
 	int signums[] = { SIGTERM, SIGINT, SIGHUP };

@@ -192,11 +192,30 @@ int users_del(store_t *st, const char *name, const char *actor, gh_err_t *err)
 	return change_user(st, "DELETE FROM users WHERE name = ?", NULL, name, actor, "user_del", err);
 }
 
+/* unknown users still pay for one hash, so timing does not tell */
+static const char dummy[] = "$scrypt$ln=14,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA==$"
+			    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+int users_lookup(store_t *st, const char *name, char *hash, size_t hlen, char *role, size_t rlen)
+{
+	sqlite3_stmt *s = store_stmt(st, "SELECT hash, role FROM users WHERE name = ?");
+	snprintf(hash, hlen, "%s", dummy);
+	role[0] = '\0';
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	int found = 0;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		snprintf(hash, hlen, "%s", (const char *)sqlite3_column_text(s, 0));
+		snprintf(role, rlen, "%s", (const char *)sqlite3_column_text(s, 1));
+		found = 1;
+	}
+	sqlite3_reset(s);
+	return found ? 0 : -1;
+}
+
 int users_verify(store_t *st, const char *name, const char *pw, char *role, size_t len)
 {
-	/* unknown users still pay for one hash, so timing does not tell */
-	static const char dummy[] = "$scrypt$ln=14,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA==$"
-				    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 	sqlite3_stmt *s = store_stmt(st, "SELECT hash, role FROM users WHERE name = ?");
 	if (!s)
 		return -1;

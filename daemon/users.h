@@ -17,6 +17,10 @@ int users_del(store_t *st, const char *name, const char *actor, gh_err_t *err);
  * work whether the user exists or not). */
 int users_verify(store_t *st, const char *name, const char *password, char *role, size_t len);
 
+/* The stored hash and role of NAME (0), or a dummy hash and "" (-1): the
+ * caller checks the password with users_hash_check away from the loop. */
+int users_lookup(store_t *st, const char *name, char *hash, size_t hlen, char *role, size_t rlen);
+
 /* "$scrypt$ln=14,r=8,p=1$<salt b64>$<hash b64>" into OUT (>= 128 bytes). */
 int users_hash(const char *password, char *out, size_t len);
 int users_hash_check(const char *password, const char *encoded);

@@ -1,0 +1,1076 @@
+/* The local web UI and REST API (ADMIN.md) on libwebsockets, in the
+ * daemon's libuv loop (LWS_SERVER_OPTION_LIBUV with our loop as a foreign
+ * loop). Requests under /api/v1 are handled by gh_api_callback: the body is
+ * collected (capped), the request answered with JSON in one go. Password
+ * checks (scrypt, ~50 ms) run on libuv's thread pool so a login never
+ * delays a door. */
+#include "web.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libwebsockets.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "engine.h"
+#include "entity.h"
+#include "import.h"
+#include "jutil.h"
+#include "log.h"
+#include "mqttlink.h"
+#include "status.h"
+#include "timeutil.h"
+#include "users.h"
+
+#define BODY_MAX (4u << 20) /* CSV imports; JSON bodies are far smaller */
+#define MAX_SESSIONS 256
+#define FAIL_WINDOW_MS (5 * 60 * 1000)
+#define FAIL_MAX 5
+
+typedef struct session {
+	char token[65], csrf[65], user[65], role[16];
+	uint64_t created_ms, last_ms;
+} session_t;
+
+typedef struct failrec {
+	char key[80]; /* "ip:1.2.3.4" or "user:name" */
+	uint64_t first_ms;
+	int n;
+} failrec_t;
+
+struct web {
+	uv_loop_t *loop;
+	struct lws_context *ctx;
+	ctl_env_t env;
+	store_t *st;
+	session_t sessions[MAX_SESSIONS];
+	failrec_t fails[128];
+	uint64_t idle_ms, max_ms;
+	int metrics_any;
+	int jobs, stopping; /* logins on the thread pool; freed after the last */
+	char root[4096];
+	struct lws_http_mount mount_ui, mount_api, mount_metrics;
+};
+
+typedef struct login_job login_job_t;
+
+typedef struct pss {
+	struct lws *wsi;
+	web_t *w;
+	int method; /* LWSHUMETH_ */
+	char path[512];
+	char *body;
+	size_t len, cap;
+	int too_big, handled, headers_sent;
+	/* the answer */
+	int status;
+	char ctype[48];
+	char *resp;
+	size_t resp_len, resp_sent;
+	char cookie[256];
+	long retry_after;
+	login_job_t *job;
+} pss_t;
+
+struct login_job {
+	uv_work_t work;
+	pss_t *pss; /* NULL once the connection closed */
+	web_t *w;
+	char user[65], password[256], hash[200], role[16], peer[64];
+	int found, ok;
+};
+
+static web_t *g_web; /* the callbacks reach the server through the vhost user data too */
+
+/* ---- answers ---- */
+
+static void answer(pss_t *p, int status, const char *ctype, char *body)
+{
+	p->status = status;
+	snprintf(p->ctype, sizeof p->ctype, "%s", ctype);
+	free(p->resp);
+	p->resp = body;
+	p->resp_len = body ? strlen(body) : 0;
+	p->resp_sent = 0;
+	p->handled = 1;
+	lws_callback_on_writable(p->wsi);
+}
+
+static void answer_json(pss_t *p, int status, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	answer(p, status, "application/json", s);
+}
+
+static void answer_error(pss_t *p, int status, const char *code, const char *field, const char *message)
+{
+	answer_json(p, status, json_pack("{s:{s:s,s:s?,s:s}}", "error", "code", code, "field",
+					 field && *field ? field : NULL, "message", message));
+}
+
+static void answer_err(pss_t *p, const gh_err_t *e)
+{
+	int st = e->status ? e->status : 500;
+	answer_error(p, st, e->code[0] ? e->code : "error", e->field, e->message[0] ? e->message : "failed");
+}
+
+/* ---- sessions, CSRF, rate limit ---- */
+
+static void random_token(char *out)
+{
+	unsigned char raw[32];
+	if (RAND_bytes(raw, sizeof raw) != 1)
+		memset(raw, 0, sizeof raw); /* never happens with a seeded OpenSSL; the login then fails below */
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+static session_t *session_of(web_t *w, struct lws *wsi)
+{
+	char cookie[1024];
+	if (lws_hdr_copy(wsi, cookie, sizeof cookie, WSI_TOKEN_HTTP_COOKIE) <= 0)
+		return NULL;
+	const char *t = strstr(cookie, "gh_session=");
+	if (!t)
+		return NULL;
+	t += 11;
+	char token[65];
+	size_t n = strcspn(t, "; ");
+	if (n != 64)
+		return NULL;
+	memcpy(token, t, 64);
+	token[64] = '\0';
+	uint64_t now = gh_mono_ms();
+	for (int i = 0; i < MAX_SESSIONS; i++) {
+		session_t *s = &w->sessions[i];
+		if (!s->token[0] || CRYPTO_memcmp(s->token, token, 64))
+			continue;
+		if (now - s->last_ms > w->idle_ms || now - s->created_ms > w->max_ms) {
+			memset(s, 0, sizeof *s); /* expired */
+			return NULL;
+		}
+		s->last_ms = now;
+		return s;
+	}
+	return NULL;
+}
+
+static session_t *session_new(web_t *w, const char *user, const char *role)
+{
+	session_t *slot = NULL;
+	uint64_t now = gh_mono_ms();
+	for (int i = 0; i < MAX_SESSIONS; i++) {
+		session_t *s = &w->sessions[i];
+		if (s->token[0] && (now - s->last_ms > w->idle_ms || now - s->created_ms > w->max_ms))
+			memset(s, 0, sizeof *s);
+		if (!s->token[0] && !slot)
+			slot = s;
+	}
+	if (!slot) { /* full: the least recently used goes */
+		slot = &w->sessions[0];
+		for (int i = 1; i < MAX_SESSIONS; i++)
+			if (w->sessions[i].last_ms < slot->last_ms)
+				slot = &w->sessions[i];
+	}
+	memset(slot, 0, sizeof *slot);
+	random_token(slot->token);
+	random_token(slot->csrf);
+	snprintf(slot->user, sizeof slot->user, "%s", user);
+	snprintf(slot->role, sizeof slot->role, "%s", role);
+	slot->created_ms = slot->last_ms = now;
+	return slot;
+}
+
+static failrec_t *fail_find(web_t *w, const char *key, int create)
+{
+	uint64_t now = gh_mono_ms();
+	failrec_t *free_slot = NULL, *oldest = &w->fails[0];
+	for (size_t i = 0; i < sizeof w->fails / sizeof w->fails[0]; i++) {
+		failrec_t *f = &w->fails[i];
+		if (f->key[0] && now - f->first_ms > FAIL_WINDOW_MS)
+			memset(f, 0, sizeof *f);
+		if (f->key[0] && !strcmp(f->key, key))
+			return f;
+		if (!f->key[0] && !free_slot)
+			free_slot = f;
+		if (f->first_ms < oldest->first_ms)
+			oldest = f;
+	}
+	if (!create)
+		return NULL;
+	failrec_t *f = free_slot ? free_slot : oldest;
+	memset(f, 0, sizeof *f);
+	snprintf(f->key, sizeof f->key, "%s", key);
+	f->first_ms = now;
+	return f;
+}
+
+/* seconds to wait before another login attempt for this address or user */
+static long login_blocked(web_t *w, const char *peer, const char *user)
+{
+	char k[80];
+	long wait = 0;
+	uint64_t now = gh_mono_ms();
+	for (int i = 0; i < 2; i++) {
+		snprintf(k, sizeof k, i ? "user:%.60s" : "ip:%.60s", i ? user : peer);
+		failrec_t *f = fail_find(w, k, 0);
+		if (f && f->n >= FAIL_MAX) {
+			long left = (long)((f->first_ms + FAIL_WINDOW_MS - now) / 1000) + 1;
+			if (left > wait)
+				wait = left;
+		}
+	}
+	return wait;
+}
+
+static void login_failed(web_t *w, const char *peer, const char *user)
+{
+	char k[80];
+	snprintf(k, sizeof k, "ip:%.60s", peer);
+	fail_find(w, k, 1)->n++;
+	snprintf(k, sizeof k, "user:%.60s", user);
+	fail_find(w, k, 1)->n++;
+}
+
+/* ---- roles ---- */
+
+static int role_rank(const char *role)
+{
+	return !strcmp(role, "admin") ? 3 : !strcmp(role, "manager") ? 2 : !strcmp(role, "viewer") ? 1 : 0;
+}
+
+/* what a manager may change: people, credentials, groups, temp keys (ADMIN.md) */
+static int manager_may_edit(ent_t e)
+{
+	return e == ENT_PERSON || e == ENT_CREDENTIAL || e == ENT_ACCESS_GROUP || e == ENT_TEMP_KEY ||
+	       e == ENT_APARTMENT;
+}
+
+/* ---- the API ---- */
+
+static json_t *body_json(pss_t *p)
+{
+	if (!p->body || !p->len) {
+		answer_error(p, 400, "malformed", NULL, "a JSON body is required");
+		return NULL;
+	}
+	json_error_t je;
+	json_t *j = json_loadb(p->body, p->len, 0, &je);
+	if (!j) {
+		char m[256];
+		snprintf(m, sizeof m, "the body is not JSON: %s (line %d)", je.text, je.line);
+		answer_error(p, 400, "malformed", NULL, m);
+	}
+	return j;
+}
+
+static void login_work(uv_work_t *req)
+{
+	login_job_t *j = req->data;
+	j->ok = users_hash_check(j->password, j->hash) == 0 && j->found;
+}
+
+static void login_done(uv_work_t *req, int status)
+{
+	login_job_t *j = req->data;
+	(void)status;
+	OPENSSL_cleanse(j->password, sizeof j->password);
+	if (--j->w->jobs == 0 && j->w->stopping) {
+		free(j->w);
+		free(j);
+		return;
+	}
+	pss_t *p = j->pss;
+	if (!j->ok) {
+		login_failed(j->w, j->peer, j->user);
+		log_warn("web", "failed login for \"%.64s\" from %s", j->user, j->peer);
+	}
+	if (p) {
+		p->job = NULL;
+		if (!j->ok) {
+			answer_error(p, 401, "unauthorized", NULL, "wrong user name or password");
+		} else {
+			session_t *s = session_new(j->w, j->user, j->role);
+			snprintf(p->cookie, sizeof p->cookie, "gh_session=%s; Path=/; HttpOnly; Secure; SameSite=Strict",
+				 s->token);
+			log_info("web", "%s logged in from %s (%s)", j->user, j->peer, j->role);
+			answer_json(p, 200, json_pack("{s:s,s:s,s:s}", "csrf", s->csrf, "role", s->role, "user", s->user));
+		}
+	}
+	free(j);
+}
+
+static void api_login(pss_t *p, const char *peer)
+{
+	json_t *b = body_json(p);
+	if (!b)
+		return;
+	const char *user = json_string_value(json_object_get(b, "user"));
+	const char *pw = json_string_value(json_object_get(b, "password"));
+	if (!user || !pw || strlen(user) > 64 || strlen(pw) > 255) {
+		json_decref(b);
+		answer_error(p, 400, "malformed", !user ? "user" : "password", "user and password are required strings");
+		return;
+	}
+	long wait = login_blocked(p->w, peer, user);
+	if (wait > 0) {
+		json_decref(b);
+		p->retry_after = wait;
+		log_warn("web", "login for \"%.64s\" from %s refused: too many failures", user, peer);
+		answer_error(p, 429, "rate_limited", NULL, "too many failed logins: try again later");
+		return;
+	}
+	login_job_t *j = calloc(1, sizeof *j);
+	if (!j) {
+		json_decref(b);
+		answer_error(p, 500, "nomem", NULL, "out of memory");
+		return;
+	}
+	j->w = p->w;
+	j->pss = p;
+	snprintf(j->user, sizeof j->user, "%s", user);
+	snprintf(j->password, sizeof j->password, "%s", pw);
+	snprintf(j->peer, sizeof j->peer, "%s", peer);
+	j->found = users_lookup(p->w->st, user, j->hash, sizeof j->hash, j->role, sizeof j->role) == 0;
+	json_object_set_new(b, "password", json_string("")); /* not kept around */
+	json_decref(b);
+	j->work.data = j;
+	p->job = j;
+	p->w->jobs++;
+	if (uv_queue_work(p->w->loop, &j->work, login_work, login_done)) {
+		p->w->jobs--;
+		p->job = NULL;
+		free(j);
+		answer_error(p, 500, "busy", NULL, "cannot check the password now");
+	}
+}
+
+static void api_status(pss_t *p)
+{
+	ctl_env_t *env = &p->w->env;
+	json_t *req = json_pack("{s:s}", "op", "status");
+	json_t *s = ctl_handle(env, req);
+	json_decref(req);
+	json_object_del(s, "ok");
+	answer_json(p, 200, s);
+}
+
+/* ?NAME=value into OUT ("" when absent) */
+static void urlarg(struct lws *wsi, const char *name, char *out, int len)
+{
+	char buf[512], key[64];
+	snprintf(key, sizeof key, "%s=", name);
+	const char *v = lws_get_urlarg_by_name(wsi, key, buf, (int)sizeof buf);
+	snprintf(out, (size_t)len, "%s", v ? v : "");
+}
+
+static void api_entities(pss_t *p, session_t *s, ent_t e, const char *id, const char *rest)
+{
+	web_t *w = p->w;
+	gh_err_t err = { 0 };
+	ent_ctx_t ctx = { .local = 1, .actor = s->user };
+	if (rest && *rest) {
+		/* sub-resources */
+		if (e == ENT_APARTMENT && id && !strcmp(rest, "reset") && p->method == LWSHUMETH_POST) {
+			if (ent_apartment_reset(w->st, id, &ctx, &err))
+				answer_err(p, &err);
+			else
+				answer_json(p, 200, json_pack("{s:b}", "ok", 1));
+			return;
+		}
+		int n = 0;
+		if (p->method == LWSHUMETH_POST &&
+		    ((e == ENT_DEVICE && sscanf(rest, "relays/%d/open", &n) == 1) ||
+		     (e == ENT_RELAY_BOARD && sscanf(rest, "channels/%d/open", &n) == 1))) {
+			json_t *req = json_pack("{s:s,s:s,s:i,s:s}", "op", "relay.open", "target", id, "relay", n, "actor",
+						s->user);
+			json_t *r = ctl_handle(&w->env, req);
+			json_decref(req);
+			int ok = json_is_true(json_object_get(r, "ok"));
+			const char *code = json_string_value(json_object_get(json_object_get(r, "error"), "code"));
+			if (ok)
+				answer_json(p, 200, r);
+			else {
+				answer_error(p, code && !strcmp(code, "not_found") ? 404 : 409, code ? code : "failed", NULL,
+					     json_string_value(json_object_get(json_object_get(r, "error"), "message")));
+				json_decref(r);
+			}
+			return;
+		}
+		if (e == ENT_DEVICE && !strcmp(rest, "commands") && p->method == LWSHUMETH_POST) {
+			json_t *b = body_json(p);
+			if (!b)
+				return;
+			json_t *req = json_pack("{s:s,s:[s],s:O,s:O?}", "op", "command", "devices", id, "command",
+						json_object_get(b, "command") ? json_object_get(b, "command") : json_null(),
+						"args", json_object_get(b, "args"));
+			json_decref(b);
+			json_t *r = ctl_handle(&w->env, req);
+			json_decref(req);
+			if (json_is_true(json_object_get(r, "ok")))
+				answer_json(p, 200, r);
+			else {
+				answer_error(p, 422, "invalid", "command",
+					     json_string_value(json_object_get(json_object_get(r, "error"), "message")));
+				json_decref(r);
+			}
+			return;
+		}
+		answer_error(p, 404, "not_found", NULL, "no such resource");
+		return;
+	}
+	if (p->method == LWSHUMETH_GET) {
+		json_t *out = NULL;
+		if (id || e == ENT_SETTINGS) {
+			if (ent_get(w->st, e, e == ENT_SETTINGS ? "site" : id, &out, &err))
+				answer_err(p, &err);
+			else
+				answer_json(p, 200, out);
+			return;
+		}
+		char cursor[128] = "", lim[16] = "";
+		urlarg(p->wsi, "cursor", cursor, sizeof cursor);
+		urlarg(p->wsi, "limit", lim, sizeof lim);
+		int limit = lim[0] ? atoi(lim) : 100;
+		if (limit < 1 || limit > 1000) {
+			answer_error(p, 400, "invalid", "limit", "limit must be 1..1000");
+			return;
+		}
+		if (ent_list(w->st, e, cursor[0] ? cursor : NULL, limit + 1, &out, &err)) {
+			answer_err(p, &err);
+			return;
+		}
+		json_t *next = json_null();
+		if (json_array_size(out) > (size_t)limit) {
+			json_array_remove(out, (size_t)limit);
+			next = json_incref(json_object_get(json_array_get(out, (size_t)limit - 1), "id"));
+		}
+		answer_json(p, 200, json_pack("{s:o,s:o}", "items", out, "next", next));
+		return;
+	}
+	/* changes: the role decides */
+	int rank = role_rank(s->role);
+	if (rank < 2 || (rank == 2 && !manager_may_edit(e))) {
+		answer_error(p, 403, "forbidden", NULL, "your role may not change this");
+		return;
+	}
+	if (p->method == LWSHUMETH_DELETE) {
+		if (!id) {
+			answer_error(p, 405, "method", NULL, "DELETE needs an id");
+			return;
+		}
+		if (ent_delete(w->st, e, id, &ctx, &err))
+			answer_err(p, &err);
+		else
+			answer(p, 204, "application/json", NULL);
+		return;
+	}
+	if (p->method == LWSHUMETH_POST || p->method == LWSHUMETH_PUT) {
+		if ((p->method == LWSHUMETH_POST) == (id != NULL) && e != ENT_SETTINGS) {
+			answer_error(p, 405, "method", NULL, "POST creates (no id in the path), PUT updates /{id}");
+			return;
+		}
+		json_t *b = body_json(p);
+		if (!b)
+			return;
+		json_t *out = NULL;
+		int existed = id ? ent_exists_pub(w->st, e, id) == 1 : 0;
+		if (p->method == LWSHUMETH_POST && json_is_string(json_object_get(b, "id")) &&
+		    ent_exists_pub(w->st, e, json_string_value(json_object_get(b, "id"))) == 1) {
+			json_decref(b);
+			answer_error(p, 409, "exists", "id", "an entity with this id exists: PUT to update it");
+			return;
+		}
+		if (ent_put(w->st, e, e == ENT_SETTINGS ? "site" : id, b, &ctx, &out, &err))
+			answer_err(p, &err);
+		else
+			answer_json(p, p->method == LWSHUMETH_POST || !existed ? 201 : 200, out);
+		json_decref(b);
+		return;
+	}
+	answer_error(p, 405, "method", NULL, "method not allowed");
+}
+
+static void api_users(pss_t *p, session_t *s, const char *name)
+{
+	gh_err_t err = { 0 };
+	if (role_rank(s->role) < 3) {
+		answer_error(p, 403, "forbidden", NULL, "only an admin manages users");
+		return;
+	}
+	if (p->method == LWSHUMETH_GET && !name) {
+		sqlite3_stmt *q = store_stmt(p->w->st, "SELECT name, role, created_at, updated_at FROM users ORDER BY name");
+		json_t *a = json_array();
+		while (q && sqlite3_step(q) == SQLITE_ROW)
+			json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:I}", "name", sqlite3_column_text(q, 0), "role",
+							   sqlite3_column_text(q, 1), "created_at",
+							   (json_int_t)sqlite3_column_int64(q, 2), "updated_at",
+							   (json_int_t)sqlite3_column_int64(q, 3)));
+		if (q)
+			sqlite3_reset(q);
+		answer_json(p, 200, json_pack("{s:o,s:n}", "items", a, "next"));
+		return;
+	}
+	if (p->method == LWSHUMETH_POST && !name) {
+		json_t *b = body_json(p);
+		if (!b)
+			return;
+		const char *n = json_string_value(json_object_get(b, "name"));
+		const char *r = json_string_value(json_object_get(b, "role"));
+		const char *pw = json_string_value(json_object_get(b, "password"));
+		if (!n || !r || !pw)
+			answer_error(p, 400, "malformed", !n ? "name" : !r ? "role" : "password",
+				     "name, role and password are required");
+		else if (users_add(p->w->st, n, r, pw, s->user, &err))
+			answer_err(p, &err);
+		else
+			answer_json(p, 201, json_pack("{s:s,s:s}", "name", n, "role", r));
+		json_decref(b);
+		return;
+	}
+	if (p->method == LWSHUMETH_DELETE && name) {
+		if (!strcmp(name, s->user))
+			answer_error(p, 409, "self", "name", "you cannot delete yourself");
+		else if (users_del(p->w->st, name, s->user, &err))
+			answer_err(p, &err);
+		else
+			answer(p, 204, "application/json", NULL);
+		return;
+	}
+	answer_error(p, 405, "method", NULL, "method not allowed");
+}
+
+static void api_conflicts(pss_t *p)
+{
+	sqlite3_stmt *q = store_stmt(p->w->st, "SELECT id, ts, change_id, entity, eid, local, cloud, error FROM conflicts "
+					       "ORDER BY id DESC LIMIT 500");
+	json_t *a = json_array();
+	while (q && sqlite3_step(q) == SQLITE_ROW) {
+		const char *l = (const char *)sqlite3_column_text(q, 5), *c = (const char *)sqlite3_column_text(q, 6);
+		json_array_append_new(
+		    a, json_pack("{s:I,s:I,s:s,s:s,s:s,s:o,s:o,s:s?}", "id", (json_int_t)sqlite3_column_int64(q, 0), "ts",
+				 (json_int_t)sqlite3_column_int64(q, 1), "change_id", sqlite3_column_text(q, 2), "entity",
+				 sqlite3_column_text(q, 3), "entity_id", sqlite3_column_text(q, 4), "local",
+				 l ? json_loads(l, 0, NULL) : json_null(), "cloud", c ? json_loads(c, 0, NULL) : json_null(),
+				 "error", sqlite3_column_text(q, 7)));
+	}
+	if (q)
+		sqlite3_reset(q);
+	answer_json(p, 200, json_pack("{s:o,s:n}", "items", a, "next"));
+}
+
+static void api_import(pss_t *p, session_t *s)
+{
+	if (role_rank(s->role) < 2) {
+		answer_error(p, 403, "forbidden", NULL, "your role may not import");
+		return;
+	}
+	FILE *f = fmemopen(p->body ? p->body : (char *)"", p->len, "r");
+	if (!f) {
+		answer_error(p, 500, "nomem", NULL, "cannot read the upload");
+		return;
+	}
+	const ent_ctx_t ctx = { .local = 1, .actor = s->user };
+	json_t *report = NULL;
+	gh_err_t err = { 0 };
+	char partial[8] = "";
+	urlarg(p->wsi, "partial", partial, sizeof partial);
+	int rc = import_residents(p->w->st, f, &ctx, partial[0] == '1' || partial[0] == 't', &report, &err);
+	fclose(f);
+	if (!report)
+		answer_err(p, &err);
+	else
+		answer_json(p, rc ? 422 : 200, report);
+}
+
+static void api_emergency(pss_t *p, session_t *s)
+{
+	json_t *b = body_json(p);
+	if (!b)
+		return;
+	json_t *req = json_pack("{s:s,s:O,s:O?}", "op", "emergency", "state",
+				json_object_get(b, "state") ? json_object_get(b, "state") : json_null(), "doors",
+				json_object_get(b, "doors"));
+	json_decref(b);
+	json_t *r = ctl_handle(&p->w->env, req);
+	json_decref(req);
+	if (json_is_true(json_object_get(r, "ok"))) {
+		log_warn("web", "emergency %s by %s", json_string_value(json_object_get(r, "state")), s->user);
+		answer_json(p, 200, r);
+	} else {
+		answer_error(p, 422, "invalid", "state",
+			     json_string_value(json_object_get(json_object_get(r, "error"), "message")));
+		json_decref(r);
+	}
+}
+
+static void metrics(pss_t *p)
+{
+	store_t *st = p->w->st;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		answer_error(p, 500, "nomem", NULL, "out of memory");
+		return;
+	}
+	struct {
+		const char *name, *help, *sql;
+	} m[] = {
+		{ "gatehouse_door_decisions_total", "door logs written (decisions, opens)", "SELECT COALESCE(max(id), 0) FROM door_logs" },
+		{ "gatehouse_outbox_pending", "events waiting for the cloud", "SELECT count(*) FROM outbox WHERE state = 'pending'" },
+		{ "gatehouse_outbox_rejected", "events the cloud rejected", "SELECT count(*) FROM outbox WHERE state = 'rejected'" },
+		{ "gatehouse_devices_total", "registered devices", "SELECT count(*) FROM devices" },
+		{ "gatehouse_devices_online", "devices online", "SELECT count(*) FROM presence p JOIN devices d ON d.id = p.device WHERE p.online = 1" },
+		{ "gatehouse_conflicts", "local edits the cloud refused", "SELECT count(*) FROM conflicts" },
+	};
+	for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+		sqlite3_stmt *q = store_stmt(st, m[i].sql);
+		long long v = 0;
+		if (q && sqlite3_step(q) == SQLITE_ROW)
+			v = sqlite3_column_int64(q, 0);
+		if (q)
+			sqlite3_reset(q);
+		fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", m[i].name, m[i].help, m[i].name, m[i].name, v);
+	}
+	const char *wan = p->w->env.wan ? p->w->env.wan : "standalone";
+	fprintf(f, "# HELP gatehouse_wan_up 1 when the cloud answers\n# TYPE gatehouse_wan_up gauge\ngatehouse_wan_up %d\n",
+		!strcmp(wan, "up"));
+	json_t *boards = p->w->env.bus ? busmgr_status(p->w->env.bus) : json_array();
+	size_t i;
+	json_t *b;
+	fprintf(f, "# HELP gatehouse_board_online 1 when the board answers\n# TYPE gatehouse_board_online gauge\n");
+	json_array_foreach(boards, i, b) fprintf(f, "gatehouse_board_online{board=\"%s\"} %d\n",
+						  json_string_value(json_object_get(b, "id")),
+						  json_is_true(json_object_get(b, "online")));
+	json_decref(boards);
+	fclose(f);
+	answer(p, 200, "text/plain; version=0.0.4", buf);
+}
+
+static int is_loopback(const char *peer)
+{
+	return !strcmp(peer, "127.0.0.1") || !strcmp(peer, "::1") || !strncmp(peer, "::ffff:127.", 10) ||
+	       !strncmp(peer, "127.", 4);
+}
+
+static void route(pss_t *p)
+{
+	web_t *w = p->w;
+	char peer[64] = "";
+	lws_get_peer_simple(p->wsi, peer, sizeof peer);
+	if (p->too_big) {
+		answer_error(p, 413, "too_large", NULL, "the request body is too large");
+		return;
+	}
+	if (!strcmp(p->path, "/metrics")) {
+		if (!w->metrics_any && !is_loopback(peer))
+			answer_error(p, 403, "forbidden", NULL, "/metrics answers on loopback only ([web] metrics_from)");
+		else
+			metrics(p);
+		return;
+	}
+	const char *path = p->path;
+	if (strncmp(path, "/api/v1/", 8)) {
+		answer_error(p, 404, "not_found", NULL, "no such resource");
+		return;
+	}
+	path += 8;
+	if (!strcmp(path, "login")) {
+		if (p->method != LWSHUMETH_POST)
+			answer_error(p, 405, "method", NULL, "POST your user and password");
+		else
+			api_login(p, peer);
+		return;
+	}
+	session_t *s = session_of(w, p->wsi);
+	if (!s) {
+		answer_error(p, 401, "unauthorized", NULL, "log in first");
+		return;
+	}
+	if (p->method != LWSHUMETH_GET) {
+		char tok[80] = "";
+		if (lws_hdr_custom_copy(p->wsi, tok, sizeof tok, "x-csrf-token:", 13) != 64 ||
+		    CRYPTO_memcmp(tok, s->csrf, 64)) {
+			answer_error(p, 403, "csrf", NULL, "missing or wrong X-CSRF-Token");
+			return;
+		}
+		if (role_rank(s->role) < 2 && strcmp(path, "logout")) {
+			answer_error(p, 403, "forbidden", NULL, "a viewer cannot change anything");
+			return;
+		}
+	}
+	if (!strcmp(path, "logout")) {
+		log_info("web", "%s logged out", s->user);
+		memset(s, 0, sizeof *s);
+		snprintf(p->cookie, sizeof p->cookie, "gh_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
+		answer_json(p, 200, json_pack("{s:b}", "ok", 1));
+		return;
+	}
+	if (!strcmp(path, "me")) {
+		answer_json(p, 200, json_pack("{s:s,s:s,s:s}", "user", s->user, "role", s->role, "csrf", s->csrf));
+		return;
+	}
+	if (!strcmp(path, "status") && p->method == LWSHUMETH_GET) {
+		api_status(p);
+		return;
+	}
+	if (!strcmp(path, "emergency") && p->method == LWSHUMETH_POST) {
+		api_emergency(p, s);
+		return;
+	}
+	if (!strcmp(path, "conflicts") && p->method == LWSHUMETH_GET) {
+		api_conflicts(p);
+		return;
+	}
+	if (!strcmp(path, "import/residents") && p->method == LWSHUMETH_POST) {
+		api_import(p, s);
+		return;
+	}
+	if (!strcmp(path, "users") || !strncmp(path, "users/", 6)) {
+		api_users(p, s, path[5] == '/' && path[6] ? path + 6 : NULL);
+		return;
+	}
+	/* {entities}[/{id}[/rest]] */
+	char kind[64], id[128] = "";
+	const char *slash = strchr(path, '/');
+	size_t kl = slash ? (size_t)(slash - path) : strlen(path);
+	if (kl >= sizeof kind) {
+		answer_error(p, 404, "not_found", NULL, "no such resource");
+		return;
+	}
+	memcpy(kind, path, kl);
+	kind[kl] = '\0';
+	const char *rest = NULL;
+	if (slash) {
+		const char *s2 = strchr(slash + 1, '/');
+		size_t il = s2 ? (size_t)(s2 - slash - 1) : strlen(slash + 1);
+		if (il >= sizeof id) {
+			answer_error(p, 404, "not_found", NULL, "no such resource");
+			return;
+		}
+		memcpy(id, slash + 1, il);
+		id[il] = '\0';
+		rest = s2 ? s2 + 1 : NULL;
+	}
+	int e = ent_parse(kind);
+	if (e < 0) {
+		answer_error(p, 404, "not_found", NULL, "no such resource");
+		return;
+	}
+	api_entities(p, s, (ent_t)e, id[0] ? id : NULL, rest);
+}
+
+/* ---- libwebsockets glue ---- */
+
+static int write_answer(pss_t *p)
+{
+	unsigned char buf[LWS_PRE + 4096], *start = buf + LWS_PRE, *ptr = start, *end = buf + sizeof buf - 1;
+	if (!p->headers_sent) {
+		if (lws_add_http_common_headers(p->wsi, (unsigned)p->status, p->ctype,
+						p->status == 204 ? LWS_ILLEGAL_HTTP_CONTENT_LEN : p->resp_len, &ptr, end))
+			return 1;
+		if (lws_add_http_header_by_name(p->wsi, (const unsigned char *)"cache-control:",
+						(const unsigned char *)"no-store", 8, &ptr, end))
+			return 1;
+		if (p->cookie[0] &&
+		    lws_add_http_header_by_name(p->wsi, (const unsigned char *)"set-cookie:",
+						(const unsigned char *)p->cookie, (int)strlen(p->cookie), &ptr, end))
+			return 1;
+		if (p->retry_after > 0) {
+			char ra[24];
+			snprintf(ra, sizeof ra, "%ld", p->retry_after);
+			if (lws_add_http_header_by_name(p->wsi, (const unsigned char *)"retry-after:",
+							(const unsigned char *)ra, (int)strlen(ra), &ptr, end))
+				return 1;
+		}
+		if (lws_finalize_write_http_header(p->wsi, start, &ptr, end))
+			return 1;
+		p->headers_sent = 1;
+		if (p->resp_len) {
+			lws_callback_on_writable(p->wsi);
+			return 0;
+		}
+		return lws_http_transaction_completed(p->wsi) ? -1 : 0;
+	}
+	size_t n = p->resp_len - p->resp_sent;
+	if (n > sizeof buf - LWS_PRE - 1)
+		n = sizeof buf - LWS_PRE - 1;
+	memcpy(start, p->resp + p->resp_sent, n);
+	p->resp_sent += n;
+	int last = p->resp_sent >= p->resp_len;
+	if (lws_write(p->wsi, start, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+		return 1;
+	if (!last) {
+		lws_callback_on_writable(p->wsi);
+		return 0;
+	}
+	return lws_http_transaction_completed(p->wsi) ? -1 : 0;
+}
+
+static void reset_pss(pss_t *p)
+{
+	free(p->body);
+	free(p->resp);
+	login_job_t *j = p->job;
+	struct lws *wsi = p->wsi;
+	web_t *w = p->w;
+	memset(p, 0, sizeof *p);
+	p->wsi = wsi;
+	p->w = w;
+	if (j)
+		j->pss = NULL;
+}
+
+static int api_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	pss_t *p = user;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP: {
+		reset_pss(p);
+		p->wsi = wsi;
+		p->w = g_web;
+		char *uri = NULL;
+		int ulen = 0;
+		p->method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+		/* the path as requested (the mount strips its prefix from IN) */
+		snprintf(p->path, sizeof p->path, "%.*s", ulen, uri ? uri : "");
+		char *q = strchr(p->path, '?');
+		if (q)
+			*q = '\0';
+		(void)in;
+		(void)len;
+		char cl[32] = "";
+		long clen = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 ? atol(cl) : 0;
+		if ((p->method == LWSHUMETH_POST || p->method == LWSHUMETH_PUT) && clen > 0) {
+			if ((unsigned long)clen > BODY_MAX) {
+				p->too_big = 1;
+				route(p);
+			}
+			return 0; /* the body follows */
+		}
+		route(p);
+		return 0;
+	}
+	case LWS_CALLBACK_HTTP_BODY:
+		if (p->too_big || p->handled)
+			return 0;
+		if (p->len + len > BODY_MAX) {
+			p->too_big = 1;
+			route(p);
+			return 0;
+		}
+		if (p->len + len + 1 > p->cap) {
+			size_t cap = p->cap ? p->cap : 4096;
+			while (cap < p->len + len + 1)
+				cap *= 2;
+			char *b = realloc(p->body, cap);
+			if (!b)
+				return -1;
+			p->body = b;
+			p->cap = cap;
+		}
+		memcpy(p->body + p->len, in, len);
+		p->len += len;
+		p->body[p->len] = '\0';
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (!p->handled)
+			route(p);
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (!p->handled)
+			return 0;
+		return write_answer(p);
+	case LWS_CALLBACK_CLOSED_HTTP:
+		reset_pss(p);
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+	{ "http", lws_callback_http_dummy, 0, 0, 0, NULL, 0 },
+	{ "gh-api", api_callback, sizeof(pss_t), 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+/* ---- the certificate ---- */
+
+int web_make_cert(const char *cert, const char *key)
+{
+	if (access(cert, R_OK) == 0 && access(key, R_OK) == 0)
+		return 0;
+	EVP_PKEY *pk = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	int rc = -1;
+	if (!pk || !x)
+		goto out;
+	char host[256] = "gatehouse";
+	gethostname(host, sizeof host - 1);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(gh_now() & 0x7fffffff));
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600);
+	X509_set_pubkey(x, pk);
+	X509_NAME *name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"gatehouse", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)host, -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	if (!X509_sign(x, pk, EVP_sha256()))
+		goto out;
+	mode_t old = umask(077);
+	FILE *kf = fopen(key, "w");
+	umask(old);
+	if (!kf)
+		goto out;
+	int okk = PEM_write_PrivateKey(kf, pk, NULL, NULL, 0, NULL, NULL);
+	fclose(kf);
+	FILE *cf = fopen(cert, "w");
+	if (!cf || !okk) {
+		if (cf)
+			fclose(cf);
+		goto out;
+	}
+	int okc = PEM_write_X509(cf, x);
+	fclose(cf);
+	chmod(cert, 0644);
+	rc = okc ? 0 : -1;
+	if (!rc)
+		log_info("web", "generated a self-signed certificate for %s: %s", host, cert);
+out:
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	return rc;
+}
+
+/* ---- life cycle ---- */
+
+static void lws_log(int level, const char *line)
+{
+	char l[512];
+	snprintf(l, sizeof l, "%s", line);
+	size_t n = strlen(l);
+	while (n && (l[n - 1] == '\n' || l[n - 1] == '\r'))
+		l[--n] = '\0';
+	if (level & LLL_ERR)
+		log_err("lws", "%s", l);
+	else
+		log_debug("lws", "%s", l);
+}
+
+web_t *web_start(uv_loop_t *loop, const gh_config_t *cfg, const ctl_env_t *env)
+{
+	if (!cfg->web_listen[0])
+		return NULL;
+	char iface[128] = "";
+	int port = 0;
+	const char *colon = strrchr(cfg->web_listen, ':');
+	if (!colon || (port = atoi(colon + 1)) <= 0 || port > 65535) {
+		log_err("web", "[web] listen must be ADDR:PORT, e.g. 0.0.0.0:8443");
+		return NULL;
+	}
+	snprintf(iface, sizeof iface, "%.*s", (int)(colon - cfg->web_listen), cfg->web_listen);
+	char cert[4200], key[4200], dir[4096];
+	snprintf(dir, sizeof dir, "%s", cfg->db);
+	char *sl = strrchr(dir, '/');
+	if (sl)
+		*sl = '\0';
+	else
+		snprintf(dir, sizeof dir, ".");
+	snprintf(cert, sizeof cert, "%s", cfg->web_cert[0] ? cfg->web_cert : "");
+	snprintf(key, sizeof key, "%s", cfg->web_key[0] ? cfg->web_key : "");
+	if (!cert[0])
+		snprintf(cert, sizeof cert, "%s/web.crt", dir);
+	if (!key[0])
+		snprintf(key, sizeof key, "%s/web.key", dir);
+	if (web_make_cert(cert, key)) {
+		log_err("web", "no TLS certificate (%s, %s) and none could be made: the web UI is off", cert, key);
+		return NULL;
+	}
+	web_t *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	g_web = w;
+	w->loop = loop;
+	w->env = *env;
+	w->st = env->st;
+	w->idle_ms = (uint64_t)cfg->web_session_idle_s * 1000;
+	w->max_ms = (uint64_t)cfg->web_session_max_s * 1000;
+	w->metrics_any = !strcmp(cfg->web_metrics_from, "any");
+	snprintf(w->root, sizeof w->root, "%s", cfg->web_root);
+
+	w->mount_metrics.mountpoint = "/metrics";
+	w->mount_metrics.mountpoint_len = 8;
+	w->mount_metrics.origin = "gh-api";
+	w->mount_metrics.origin_protocol = LWSMPRO_CALLBACK;
+	w->mount_api.mount_next = &w->mount_metrics;
+	w->mount_api.mountpoint = "/api";
+	w->mount_api.mountpoint_len = 4;
+	w->mount_api.origin = "gh-api";
+	w->mount_api.origin_protocol = LWSMPRO_CALLBACK;
+	w->mount_ui.mount_next = &w->mount_api;
+	w->mount_ui.mountpoint = "/";
+	w->mount_ui.mountpoint_len = 1;
+	w->mount_ui.origin = w->root;
+	w->mount_ui.def = "index.html";
+	w->mount_ui.origin_protocol = LWSMPRO_FILE;
+	w->mount_ui.cache_max_age = 300;
+	w->mount_ui.cache_reusable = 1;
+	w->mount_ui.cache_revalidate = 1;
+
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof info);
+	void *loops[1] = { loop };
+	info.foreign_loops = loops;
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+		       LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+	info.port = port;
+	info.iface = iface[0] && strcmp(iface, "0.0.0.0") ? iface : NULL;
+	info.protocols = protocols;
+	info.mounts = &w->mount_ui;
+	info.ssl_cert_filepath = cert;
+	info.ssl_private_key_filepath = key;
+	info.alpn = "http/1.1";
+	info.timeout_secs = 30;
+	info.keepalive_timeout = 30;
+	info.max_http_header_data = 4096;
+	w->ctx = lws_create_context(&info);
+	if (!w->ctx) {
+		log_err("web", "cannot serve HTTPS on %s (port in use, or a bad certificate?)", cfg->web_listen);
+		free(w);
+		g_web = NULL;
+		return NULL;
+	}
+	log_info("web", "web UI and API on https://%s (UI files in %s)", cfg->web_listen, w->root);
+	return w;
+}
+
+void web_set_env(web_t *w, const ctl_env_t *env)
+{
+	if (w)
+		w->env = *env;
+}
+
+void web_stop(web_t *w)
+{
+	if (!w)
+		return;
+	lws_context_destroy(w->ctx);
+	g_web = NULL;
+	if (w->jobs)
+		w->stopping = 1; /* the last login on the thread pool frees it */
+	else
+		free(w);
+}

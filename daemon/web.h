@@ -1,0 +1,28 @@
+/* The local web UI and REST API (ADMIN.md): libwebsockets on the daemon's
+ * libuv loop, HTTPS only. Static files of the UI from [web] root, the JSON
+ * API under /api/v1, /metrics. Sessions live in memory (cookie gh_session,
+ * HttpOnly, Secure, SameSite=Strict; CSRF token on every mutation); roles
+ * admin, manager, viewer. */
+#ifndef GH_WEB_H
+#define GH_WEB_H
+
+#include <uv.h>
+
+#include "config.h"
+#include "ctl.h"
+
+typedef struct web web_t;
+
+/* Starts serving on [web] listen (NULL and logged when it cannot; NULL
+ * without a log when listen is empty). A self-signed pair is generated on
+ * first start when [web] cert/key do not exist yet. */
+web_t *web_start(uv_loop_t *loop, const gh_config_t *cfg, const ctl_env_t *env);
+void web_set_env(web_t *w, const ctl_env_t *env);
+/* Closes the listener and every connection (handles close in the loop). */
+void web_stop(web_t *w);
+
+/* Makes a self-signed EC P-256 certificate for the box (CN = the host
+ * name) at CERT and KEY (0600) when either is missing. */
+int web_make_cert(const char *cert, const char *key);
+
+#endif
