@@ -68,8 +68,7 @@ static void stop(app_t *a, const char *why)
 	uv_close((uv_handle_t *)&a->housekeeping, NULL);
 	cloud_stop(a->cloud); /* transfers in flight are dropped: nothing was deleted for them */
 	a->cloud = NULL;
-	web_stop(a->web);
-	a->web = NULL;
+	web_stop(a->web); /* freed after the loop ends (web_free) */
 	if (engine_flush(a->en, NULL) == 0)
 		mqttlink_after_commit(a->mqtt);
 	ctl_set_mqtt(a->ctl, NULL);
@@ -479,6 +478,7 @@ int main(int argc, char **argv)
 		 (long long)ent_count(a.st, ENT_DEVICE));
 	uv_run(a.loop, UV_RUN_DEFAULT);
 
+	web_free(a.web);
 	uv_loop_close(a.loop);
 	curl_global_cleanup();
 	ckpt_stop(a.ckpt);

@@ -33,7 +33,8 @@
 #define BODY_MAX (4u << 20) /* CSV imports; JSON bodies are far smaller */
 #define MAX_SESSIONS 256
 #define FAIL_WINDOW_MS (5 * 60 * 1000)
-#define FAIL_MAX 5
+#define FAIL_MAX_USER 5   /* failed logins per user name in the window */
+#define FAIL_MAX_IP 20    /* and per address (a site's NAT shares one) */
 
 typedef struct session {
 	char token[65], csrf[65], user[65], role[16];
@@ -223,7 +224,7 @@ static long login_blocked(web_t *w, const char *peer, const char *user)
 	for (int i = 0; i < 2; i++) {
 		snprintf(k, sizeof k, i ? "user:%.60s" : "ip:%.60s", i ? user : peer);
 		failrec_t *f = fail_find(w, k, 0);
-		if (f && f->n >= FAIL_MAX) {
+		if (f && f->n >= (i ? FAIL_MAX_USER : FAIL_MAX_IP)) {
 			long left = (long)((f->first_ms + FAIL_WINDOW_MS - now) / 1000) + 1;
 			if (left > wait)
 				wait = left;
@@ -284,11 +285,13 @@ static void login_done(uv_work_t *req, int status)
 	login_job_t *j = req->data;
 	(void)status;
 	OPENSSL_cleanse(j->password, sizeof j->password);
-	if (--j->w->jobs == 0 && j->w->stopping) {
-		free(j->w);
+	if (--j->w->jobs == 0 && !g_web) {
+		free(j->w); /* web_free ran while this login was on the thread pool */
 		free(j);
 		return;
 	}
+	if (j->w->stopping)
+		j->pss = NULL;
 	pss_t *p = j->pss;
 	if (!j->ok) {
 		login_failed(j->w, j->peer, j->user);
@@ -323,9 +326,9 @@ static void api_login(pss_t *p, const char *peer)
 	}
 	long wait = login_blocked(p->w, peer, user);
 	if (wait > 0) {
-		json_decref(b);
 		p->retry_after = wait;
 		log_warn("web", "login for \"%.64s\" from %s refused: too many failures", user, peer);
+		json_decref(b);
 		answer_error(p, 429, "rate_limited", NULL, "too many failed logins: try again later");
 		return;
 	}
@@ -410,9 +413,10 @@ static void api_entities(pss_t *p, session_t *s, ent_t e, const char *id, const 
 			json_t *b = body_json(p);
 			if (!b)
 				return;
-			json_t *req = json_pack("{s:s,s:[s],s:O,s:O?}", "op", "command", "devices", id, "command",
-						json_object_get(b, "command") ? json_object_get(b, "command") : json_null(),
-						"args", json_object_get(b, "args"));
+			json_t *req = json_pack("{s:s,s:[s],s:O}", "op", "command", "devices", id, "command",
+						json_object_get(b, "command") ? json_object_get(b, "command") : json_null());
+			if (json_object_get(b, "args"))
+				json_object_set(req, "args", json_object_get(b, "args"));
 			json_decref(b);
 			json_t *r = ctl_handle(&w->env, req);
 			json_decref(req);
@@ -597,9 +601,10 @@ static void api_emergency(pss_t *p, session_t *s)
 	json_t *b = body_json(p);
 	if (!b)
 		return;
-	json_t *req = json_pack("{s:s,s:O,s:O?}", "op", "emergency", "state",
-				json_object_get(b, "state") ? json_object_get(b, "state") : json_null(), "doors",
-				json_object_get(b, "doors"));
+	json_t *req = json_pack("{s:s,s:O}", "op", "emergency", "state",
+				json_object_get(b, "state") ? json_object_get(b, "state") : json_null());
+	if (json_object_get(b, "doors"))
+		json_object_set(req, "doors", json_object_get(b, "doors"));
 	json_decref(b);
 	json_t *r = ctl_handle(&p->w->env, req);
 	json_decref(req);
@@ -891,8 +896,10 @@ static int api_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 		if (!p->handled)
 			return 0;
 		return write_answer(p);
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* the transaction is over: lws frees the pss next */
 	case LWS_CALLBACK_CLOSED_HTTP:
-		reset_pss(p);
+		if (p)
+			reset_pss(p);
 		return 0;
 	default:
 		break;
@@ -1065,12 +1072,20 @@ void web_set_env(web_t *w, const ctl_env_t *env)
 
 void web_stop(web_t *w)
 {
+	if (!w || w->stopping)
+		return;
+	/* with libuv, lws closes its handles asynchronously: this starts it,
+	 * web_free finishes once the loop has run them to completion */
+	w->stopping = 1;
+	lws_context_destroy(w->ctx);
+}
+
+void web_free(web_t *w)
+{
 	if (!w)
 		return;
 	lws_context_destroy(w->ctx);
 	g_web = NULL;
-	if (w->jobs)
-		w->stopping = 1; /* the last login on the thread pool frees it */
-	else
+	if (!w->jobs)
 		free(w);
 }

@@ -20,6 +20,8 @@ web_t *web_start(uv_loop_t *loop, const gh_config_t *cfg, const ctl_env_t *env);
 void web_set_env(web_t *w, const ctl_env_t *env);
 /* Closes the listener and every connection (handles close in the loop). */
 void web_stop(web_t *w);
+/* After the loop has finished: completes the shutdown and frees. */
+void web_free(web_t *w);
 
 /* Makes a self-signed EC P-256 certificate for the box (CN = the host
  * name) at CERT and KEY (0600) when either is missing. */

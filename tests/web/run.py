@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""The local REST API over real HTTPS (ADMIN.md): the real gatehoused with its
+self-signed certificate, checked with Python's ssl module. Sessions and
+cookies, CSRF, roles, login rate limit, validation errors, paging, CSV
+import, security headers, /metrics, emergency, users.
+Prints "N passed, N failed"; exits 1 on any failure.
+
+usage: tests/web/run.py [BUILD_DIR]   (run from the repository root)
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.getcwd()
+sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
+from testlib import counts, free_port, ok, wait  # noqa: E402
+
+BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
+T = tempfile.mkdtemp(prefix="gh-web-")
+PORT = free_port()
+CONF = os.path.join(T, "gh.conf")
+
+
+class Client:
+    """One browser: its cookie jar (the session cookie) and CSRF token."""
+
+    def __init__(self):
+        self.ctx = ssl.create_default_context(cafile=os.path.join(T, "web.crt"))
+        self.ctx.check_hostname = False  # the self-signed pair names the host, the test dials 127.0.0.1
+        self.cookie = None
+        self.csrf = None
+
+    def req(self, method, path, body=None, headers=None, csrf=True, raw=None):
+        con = http.client.HTTPSConnection("127.0.0.1", PORT, context=self.ctx, timeout=10)
+        h = dict(headers or {})
+        if self.cookie:
+            h["Cookie"] = self.cookie
+        if csrf and self.csrf and method != "GET":
+            h["X-CSRF-Token"] = self.csrf
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is not None and "Content-Type" not in h:
+            h["Content-Type"] = "application/json"
+        con.request(method, path, data, h)
+        r = con.getresponse()
+        payload = r.read()
+        con.close()
+        sc = r.getheader("Set-Cookie")
+        if sc and sc.startswith("gh_session="):
+            val = sc.split(";")[0]
+            self.cookie = None if val == "gh_session=" else val
+        try:
+            j = json.loads(payload) if payload and "json" in (r.getheader("Content-Type") or "") else None
+        except ValueError:
+            j = None
+        return r.status, j, r, payload
+
+    def login(self, user, password):
+        st, j, r, _ = self.req("POST", "/api/v1/login", {"user": user, "password": password})
+        if st == 200:
+            self.csrf = j["csrf"]
+        return st, j, r
+
+
+def gh(*args, stdin=None):
+    return subprocess.run([os.path.join(ROOT, BUILD, "gatehouse"), "--config", CONF] + list(args),
+                          input=stdin, capture_output=True, text=True)
+
+
+with open(CONF, "w") as f:
+    f.write("[site]\nid = web-test\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = %s/drivers/profiles\n"
+            "[daemon]\ncontrol_socket = ctl.sock\nlog_level = debug\n[mqtt]\nport = %d\n"
+            "[web]\nlisten = 127.0.0.1:%d\nroot = %s/web-ui\n" % (ROOT, free_port(), PORT, ROOT))
+for name, role in (("ada", "admin"), ("max", "manager"), ("vic", "viewer")):
+    gh("user", "add", name, "--role", role, stdin="pw-of-%s-123\n" % name)
+log = open(os.path.join(T, "daemon.log"), "w")
+daemon = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", CONF], stdout=log, stderr=log)
+rc = 1
+try:
+    print("== web: HTTPS with a self-signed pair made on first start")
+    ok("the daemon serves HTTPS", wait(lambda: os.path.exists(os.path.join(T, "web.crt")) and
+                                       os.path.exists(os.path.join(T, "ctl.sock")), 10))
+    ok("the private key is readable by the daemon's user only",
+       os.stat(os.path.join(T, "web.key")).st_mode & 0o077 == 0, oct(os.stat(os.path.join(T, "web.key")).st_mode))
+    admin = Client()
+
+    def answers():
+        try:
+            return admin.req("GET", "/api/v1/status")[0] == 401
+        except OSError:
+            return False
+    ok("a TLS handshake verifies against the generated certificate", wait(answers, 10))
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=5)
+        c.request("GET", "/api/v1/status")
+        plain = c.getresponse().status
+    except Exception:
+        plain = None
+    ok("plain HTTP gets no API answer", plain != 200, plain)
+
+    print("== web: sessions")
+    st, j, _, _ = admin.req("GET", "/api/v1/status")
+    ok("no session: 401 with the error format", st == 401 and j["error"]["code"] == "unauthorized", j)
+    st, j, r = admin.login("ada", "wrong-password")
+    ok("a wrong password: 401, no cookie", st == 401 and admin.cookie is None, j)
+    st, j, r = admin.login("ada", "pw-of-ada-123")
+    ok("login: 200 with a CSRF token and the role", st == 200 and len(j.get("csrf", "")) == 64 and
+       j.get("role") == "admin", j)
+    sc = r.getheader("Set-Cookie") or ""
+    ok("the session cookie is HttpOnly, Secure, SameSite=Strict",
+       all(x in sc for x in ("HttpOnly", "Secure", "SameSite=Strict")), sc)
+    st, j, r, _ = admin.req("GET", "/api/v1/status")
+    ok("status with the session", st == 200 and j.get("wan") == "standalone" and "devices" in j and
+       "outbox" in j and "emergency" in j, j)
+    for h, want in (("Content-Security-Policy", "script-src 'self'"), ("X-Frame-Options", "deny"),
+                    ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")):
+        ok("header %s" % h, want in (r.getheader(h) or ""), r.getheader(h))
+    ok("me names the user", admin.req("GET", "/api/v1/me")[1].get("user") == "ada")
+
+    print("== web: CSRF")
+    st, j, _, _ = admin.req("POST", "/api/v1/buildings", {"id": "b1", "name": "Block A"}, csrf=False)
+    ok("a change without X-CSRF-Token: 403", st == 403 and j["error"]["code"] == "csrf", j)
+    st, j, _, _ = admin.req("POST", "/api/v1/buildings", {"id": "b1", "name": "Block A"},
+                            headers={"X-CSRF-Token": "0" * 64}, csrf=False)
+    ok("with a wrong token: 403", st == 403, j)
+    ok("nothing was created", admin.req("GET", "/api/v1/buildings/b1")[0] == 404)
+
+    print("== web: entities through the one validator")
+    st, j, _, _ = admin.req("POST", "/api/v1/buildings", {"id": "b1", "name": "Block A"})
+    ok("create: 201 with the whole entity", st == 201 and j == {"id": "b1", "name": "Block A", "ground_floor": None,
+                                                               "floor_start": None}, j)
+    st, j, _, _ = admin.req("POST", "/api/v1/buildings", {"id": "b1", "name": "Block A"})
+    ok("create again: 409", st == 409, j)
+    st, j, _, _ = admin.req("PUT", "/api/v1/buildings/b1", {"name": "Block A", "floor_start": "low"})
+    ok("a broken rule: 422 naming the field", st == 422 and j["error"]["field"] == "floor_start", j)
+    st, j, _, _ = admin.req("PUT", "/api/v1/buildings/b1", {"name": "Block A1", "floor_start": -2})
+    ok("update: 200", st == 200 and j.get("floor_start") == -2, j)
+    st, j, _, _ = admin.req("POST", "/api/v1/apartments", {"id": "a101", "building": "b1", "apt": "#101"})
+    ok("an APT starting with # is refused (422, apt)", st == 422 and j["error"]["field"] == "apt", j)
+    admin.req("POST", "/api/v1/apartments", {"id": "a101", "building": "b1", "apt": "101"})
+    admin.req("POST", "/api/v1/persons", {"id": "p1", "kind": "resident", "apartment": "a101", "first_name": "Anna"})
+    admin.req("POST", "/api/v1/credentials", {"id": "c1", "person": "p1", "type": "pin", "code": "1234"})
+    st, j, _, _ = admin.req("POST", "/api/v1/credentials", {"id": "c2", "person": "p1", "type": "pin", "code": "1234"})
+    ok("a duplicate PIN: 409", st == 409, j)
+    st, j, _, _ = admin.req("POST", "/api/v1/persons", raw=b'{"kind": "resident", "first_name": ')
+    ok("a body that is not JSON: 400", st == 400 and j["error"]["code"] == "malformed", j)
+    st, j, _, _ = admin.req("POST", "/api/v1/persons", raw=b"[" * 10 + b"1" + b"]" * 10)
+    ok("a JSON body of the wrong shape: 400", st == 400, j)
+    st, j, _, _ = admin.req("GET", "/api/v1/frobnicators")
+    ok("an unknown collection: 404", st == 404, j)
+    st, j, _, _ = admin.req("POST", "/api/v1/persons", raw=b'{"x":"' + b"a" * (5 << 20) + b'"}')
+    ok("a body over the cap: 413", st == 413, j)
+    for i in range(5):
+        admin.req("POST", "/api/v1/buildings", {"id": "z%d" % i, "name": "Z%d" % i})
+    st, j, _, _ = admin.req("GET", "/api/v1/buildings?limit=2")
+    ok("lists page with limit and next", st == 200 and len(j["items"]) == 2 and j["next"] == j["items"][1]["id"], j)
+    seen, cur = [], None
+    while True:
+        st, j, _, _ = admin.req("GET", "/api/v1/buildings?limit=2" + ("&cursor=" + cur if cur else ""))
+        seen += [x["id"] for x in j["items"]]
+        cur = j["next"]
+        if not cur:
+            break
+    ok("and the cursor walks them all once", seen == sorted(seen) and len(seen) == 6, seen)
+    st, j, _, _ = admin.req("DELETE", "/api/v1/buildings/z0")
+    ok("delete: 204", st == 204)
+    aud = subprocess.run(["sqlite3", os.path.join(T, "site.db"),
+                          "SELECT actor, action, entity, eid FROM audit_logs WHERE eid = 'b1'"],
+                         capture_output=True, text=True).stdout
+    ok("the audit log names who changed what", "ada|create|building|b1" in aud and "ada|update|building|b1" in aud,
+       aud)
+    st, j, _, _ = admin.req("PUT", "/api/v1/settings", {"timezone": "Europe/Vienna", "relay_hold_ms": 3000})
+    ok("settings are one entity: PUT /api/v1/settings", st in (200, 201) and j.get("relay_hold_ms") == 3000, j)
+
+    print("== web: roles")
+    mgr, vic = Client(), Client()
+    mgr.login("max", "pw-of-max-123")
+    vic.login("vic", "pw-of-vic-123")
+    st, j, _, _ = vic.req("GET", "/api/v1/persons")
+    ok("a viewer reads", st == 200 and len(j["items"]) == 1, j)
+    st, j, _, _ = vic.req("POST", "/api/v1/persons", {"kind": "resident", "apartment": "a101", "first_name": "V"})
+    ok("a viewer cannot change anything: 403", st == 403, j)
+    st, j, _, _ = vic.req("POST", "/api/v1/emergency", {"state": "on"})
+    ok("nor start an emergency", st == 403, j)
+    st, j, _, _ = mgr.req("POST", "/api/v1/persons", {"id": "p2", "kind": "resident", "apartment": "a101",
+                                                      "first_name": "Ben"})
+    ok("a manager adds people", st == 201, j)
+    st, j, _, _ = mgr.req("POST", "/api/v1/relay_boards", {"id": "rb", "profile": "HF-8000", "mode": "ethernet",
+                                                           "bus": "127.0.0.1:1502"})
+    ok("but not relay boards (admin only)", st == 403, j)
+    st, j, _, _ = mgr.req("GET", "/api/v1/users")
+    ok("nor users", st == 403, j)
+
+    print("== web: emergency, users, conflicts, import")
+    st, j, _, _ = mgr.req("POST", "/api/v1/emergency", {"state": "on"})
+    ok("a manager starts an emergency", st == 200 and admin.req("GET", "/api/v1/status")[1]["emergency"] is True, j)
+    mgr.req("POST", "/api/v1/emergency", {"state": "off"})
+    ok("and ends it", admin.req("GET", "/api/v1/status")[1]["emergency"] is False)
+    st, j, _, _ = mgr.req("POST", "/api/v1/emergency", {"state": "maybe"})
+    ok("a bad state: 422", st == 422, j)
+    st, j, _, _ = admin.req("POST", "/api/v1/users", {"name": "eve", "role": "viewer", "password": "pw-of-eve-123"})
+    ok("an admin adds a user", st == 201, j)
+    st, j, _, _ = admin.req("POST", "/api/v1/users", {"name": "eve2", "role": "root", "password": "pw-of-eve-123"})
+    ok("with a role that exists only", st == 422, j)
+    ok("users are listed without their hashes",
+       "hash" not in json.dumps(admin.req("GET", "/api/v1/users")[1]))
+    ok("conflicts list (empty on a standalone box)", admin.req("GET", "/api/v1/conflicts")[1] == {"items": [],
+                                                                                              "next": None})
+    with open(os.path.join(ROOT, "tests", "data", "residents_pm.csv"), "rb") as f:
+        csv = f.read()
+    st, j, _, _ = mgr.req("POST", "/api/v1/import/residents", raw=csv, headers={"Content-Type": "text/csv"})
+    ok("a residents CSV import answers its report", st in (200, 422) and isinstance(j, dict), (st, j))
+    st, j, _, _ = mgr.req("POST", "/api/v1/import/residents", raw=b"not,a,template\n1,2,3\n",
+                          headers={"Content-Type": "text/csv"})
+    ok("a CSV that is not the template: 422 with the reason", st == 422, (st, j))
+
+    print("== web: login rate limit, logout, /metrics")
+    eve = Client()
+    codes = [eve.login("eve", "nope-%d" % i)[0] for i in range(6)]
+    ok("five failures, then 429", codes[:5] == [401] * 5 and codes[5] == 429, codes)
+    st, j, r = eve.login("eve", "pw-of-eve-123")
+    ok("even with the right password, with Retry-After", st == 429 and int(r.getheader("Retry-After") or 0) > 0,
+       (st, r.getheader("Retry-After")))
+    st, _, _, _ = mgr.req("POST", "/api/v1/logout", {})
+    ok("logout", st == 200)
+    ok("the session is gone", mgr.req("GET", "/api/v1/status")[0] == 401)
+    st, _, r, body = admin.req("GET", "/metrics")
+    ok("/metrics on loopback in the Prometheus format", st == 200 and b"gatehouse_outbox_pending" in body and
+       b"# TYPE" in body, body[:200])
+    ok("no secret in the log", not any(s in open(os.path.join(T, "daemon.log"), errors="replace").read()
+                                       for s in ("pw-of-ada-123", admin.csrf, admin.cookie.split("=")[1])))
+    daemon.send_signal(signal.SIGTERM)
+    ok("SIGTERM stops the daemon with the web server cleanly", daemon.wait(10) == 0)
+    rc = 0
+finally:
+    if daemon.poll() is None:
+        daemon.kill()
+        daemon.wait()
+    if counts["failed"] or rc:
+        print("logs kept in %s" % T)
+    else:
+        shutil.rmtree(T, ignore_errors=True)
+print("web: %d passed, %d failed" % (counts["passed"], counts["failed"]))
+sys.exit(1 if counts["failed"] or rc else 0)
