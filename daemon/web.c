@@ -77,6 +77,7 @@ typedef struct pss {
 	char *resp;
 	size_t resp_len, resp_sent;
 	char cookie[256];
+	char disposition[96];
 	long retry_after;
 	login_job_t *job;
 } pss_t;
@@ -618,6 +619,201 @@ static void api_emergency(pss_t *p, session_t *s)
 	}
 }
 
+/* ---- logs ---- */
+
+typedef struct logspec {
+	const char *name, *table;
+	/* query filter -> column (NULL: not offered) */
+	const char *type, *device, *apartment, *apt, *building, *result;
+} logspec_t;
+
+static const logspec_t logspecs[] = {
+	{ "door", "door_logs", "type", "device", "apartment", "apt", "building", "result" },
+	{ "calls", "call_logs", "phase", "device", "apartment", NULL, NULL, NULL },
+	{ "alarms", "alarm_logs", "kind", "device", "apartment", NULL, NULL, "state" },
+	{ "audit", "audit_logs", "action", NULL, NULL, NULL, NULL, NULL },
+	{ "detections", "detection_logs", "kind", "device", "apartment", NULL, NULL, NULL },
+};
+
+static void csv_field(FILE *f, const char *v)
+{
+	if (!v)
+		return;
+	if (!strpbrk(v, ",\"\r\n") && v[0] != '=' && v[0] != '+' && v[0] != '-' && v[0] != '@') {
+		fputs(v, f);
+		return;
+	}
+	/* quoted; a leading formula character is neutralised for spreadsheets */
+	fputc('"', f);
+	if (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@')
+		fputc('\'', f);
+	for (const char *c = v; *c; c++) {
+		if (*c == '"')
+			fputc('"', f);
+		fputc(*c, f);
+	}
+	fputc('"', f);
+}
+
+static void api_logs(pss_t *p, const char *which)
+{
+	const logspec_t *ls = NULL;
+	for (size_t i = 0; i < sizeof logspecs / sizeof logspecs[0]; i++)
+		if (!strcmp(which, logspecs[i].name))
+			ls = &logspecs[i];
+	if (!ls) {
+		answer_error(p, 404, "not_found", NULL, "logs are door, calls, alarms, audit or detections");
+		return;
+	}
+	char fmt[16], accept[128] = "", lim[16], cur[32];
+	urlarg(p->wsi, "format", fmt, sizeof fmt);
+	lws_hdr_copy(p->wsi, accept, sizeof accept, WSI_TOKEN_HTTP_ACCEPT);
+	int csv = !strcmp(fmt, "csv") || strstr(accept, "text/csv") != NULL;
+	urlarg(p->wsi, "limit", lim, sizeof lim);
+	urlarg(p->wsi, "cursor", cur, sizeof cur);
+	long limit = lim[0] ? atol(lim) : csv ? 1000000 : 100;
+	if (limit < 1 || limit > (csv ? 1000000 : 1000)) {
+		answer_error(p, 400, "invalid", "limit", csv ? "limit must be 1..1000000" : "limit must be 1..1000");
+		return;
+	}
+	/* the SQL is built from the fixed names above only; values are bound */
+	char sql[1024];
+	int n = snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE 1", ls->table);
+	const char *binds[10];
+	int nb = 0;
+	int64_t from = 0, to = 0, cursor = cur[0] ? atoll(cur) : 0;
+	char v[8][128];
+	const char *keys[] = { "from", "to", "type", "device", "apartment", "apt", "building", "result" };
+	const char *cols[] = { NULL, NULL, ls->type, ls->device, ls->apartment, ls->apt, ls->building, ls->result };
+	for (int k = 0; k < 8; k++) {
+		urlarg(p->wsi, keys[k], v[k], sizeof v[k]);
+		if (!v[k][0])
+			continue;
+		if (k < 2) {
+			json_t *j = json_string(v[k]);
+			int64_t t = 0;
+			if (strspn(v[k], "0123456789") == strlen(v[k]))
+				t = atoll(v[k]);
+			else if (gh_ts_parse(j, &t)) {
+				json_decref(j);
+				answer_error(p, 400, "invalid", keys[k], "from/to are Unix seconds or ISO-8601 times");
+				return;
+			}
+			json_decref(j);
+			if (k == 0)
+				from = t;
+			else
+				to = t;
+			n += snprintf(sql + n, sizeof sql - (size_t)n, " AND ts %s ?%d", k ? "<=" : ">=", k + 1);
+			continue;
+		}
+		if (!cols[k]) {
+			answer_error(p, 400, "invalid", keys[k], "this log cannot be filtered by that");
+			return;
+		}
+		n += snprintf(sql + n, sizeof sql - (size_t)n, " AND %s = ?%d", cols[k], 10 + nb);
+		binds[nb++] = v[k];
+	}
+	if (cursor > 0)
+		n += snprintf(sql + n, sizeof sql - (size_t)n, " AND id < ?3");
+	snprintf(sql + n, sizeof sql - (size_t)n, " ORDER BY id DESC LIMIT ?4");
+	sqlite3_stmt *q = NULL;
+	if (sqlite3_prepare_v2(store_db(p->w->st), sql, -1, &q, NULL) != SQLITE_OK) {
+		answer_error(p, 500, "database", NULL, sqlite3_errmsg(store_db(p->w->st)));
+		return;
+	}
+	if (v[0][0])
+		sqlite3_bind_int64(q, 1, from);
+	if (v[1][0])
+		sqlite3_bind_int64(q, 2, to);
+	if (cursor > 0)
+		sqlite3_bind_int64(q, 3, cursor);
+	sqlite3_bind_int64(q, 4, csv ? limit : limit + 1);
+	for (int i = 0; i < nb; i++)
+		sqlite3_bind_text(q, 10 + i, binds[i], -1, SQLITE_STATIC);
+	int ncol = sqlite3_column_count(q);
+	if (csv) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		for (int c = 0; c < ncol; c++)
+			fprintf(f, "%s%s", c ? "," : "", sqlite3_column_name(q, c));
+		fputs("\r\n", f);
+		while (sqlite3_step(q) == SQLITE_ROW) {
+			for (int c = 0; c < ncol; c++) {
+				if (c)
+					fputc(',', f);
+				csv_field(f, (const char *)sqlite3_column_text(q, c));
+			}
+			fputs("\r\n", f);
+		}
+		sqlite3_finalize(q);
+		fclose(f);
+		snprintf(p->disposition, sizeof p->disposition, "attachment; filename=\"%s-logs.csv\"", ls->name);
+		answer(p, 200, "text/csv; charset=utf-8", buf);
+		return;
+	}
+	json_t *items = json_array();
+	int64_t last = 0;
+	long rows = 0;
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		if (++rows > limit)
+			break;
+		json_t *o = json_object();
+		for (int c = 0; c < ncol; c++) {
+			const char *cn = sqlite3_column_name(q, c);
+			switch (sqlite3_column_type(q, c)) {
+			case SQLITE_INTEGER:
+				json_object_set_new(o, cn, json_integer(sqlite3_column_int64(q, c)));
+				break;
+			case SQLITE_NULL:
+				json_object_set_new(o, cn, json_null());
+				break;
+			default:
+				json_object_set_new(o, cn, json_string((const char *)sqlite3_column_text(q, c)));
+			}
+		}
+		last = json_integer_value(json_object_get(o, "id"));
+		json_array_append_new(items, o);
+	}
+	sqlite3_finalize(q);
+	answer_json(p, 200, json_pack("{s:o,s:o}", "items", items, "next",
+				      rows > limit ? json_integer(last) : json_null()));
+}
+
+static void api_alarm_solve(pss_t *p, session_t *s, const char *id)
+{
+	sqlite3_stmt *q = store_stmt(p->w->st, "UPDATE alarm_logs SET solved = 1, solved_by = ?, solved_at = ? "
+					       "WHERE id = ? AND solved = 0");
+	sqlite3_stmt *a = store_stmt(p->w->st, "INSERT INTO audit_logs(ts, actor, action, entity, eid) "
+					       "VALUES (?, ?, 'solve', 'alarm', ?)");
+	if (!q || !a || store_begin(p->w->st)) {
+		answer_error(p, 500, "database", NULL, "cannot solve the alarm now");
+		return;
+	}
+	sqlite3_bind_text(q, 1, s->user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, gh_now());
+	sqlite3_bind_int64(q, 3, atoll(id));
+	sqlite3_step(q);
+	sqlite3_reset(q);
+	int changed = sqlite3_changes(store_db(p->w->st));
+	if (changed) {
+		sqlite3_bind_int64(a, 1, gh_now());
+		sqlite3_bind_text(a, 2, s->user, -1, SQLITE_STATIC);
+		sqlite3_bind_text(a, 3, id, -1, SQLITE_STATIC);
+		sqlite3_step(a);
+		sqlite3_reset(a);
+	}
+	if (store_commit(p->w->st)) {
+		answer_error(p, 500, "database", NULL, "cannot solve the alarm now");
+		return;
+	}
+	if (!changed)
+		answer_error(p, 404, "not_found", "id", "no unsolved alarm with this id");
+	else
+		answer_json(p, 200, json_pack("{s:b}", "ok", 1));
+}
+
 static void metrics(pss_t *p)
 {
 	store_t *st = p->w->st;
@@ -737,6 +933,18 @@ static void route(pss_t *p)
 		api_conflicts(p);
 		return;
 	}
+	if (!strncmp(path, "logs/", 5) && p->method == LWSHUMETH_GET) {
+		api_logs(p, path + 5);
+		return;
+	}
+	int alarm = 0;
+	char tail[16] = "";
+	if (sscanf(path, "alarms/%d/%15s", &alarm, tail) == 2 && !strcmp(tail, "solve") && p->method == LWSHUMETH_POST) {
+		char id[24];
+		snprintf(id, sizeof id, "%d", alarm);
+		api_alarm_solve(p, s, id);
+		return;
+	}
 	if (!strcmp(path, "import/residents") && p->method == LWSHUMETH_POST) {
 		api_import(p, s);
 		return;
@@ -779,7 +987,8 @@ static void route(pss_t *p)
 
 static int write_answer(pss_t *p)
 {
-	unsigned char buf[LWS_PRE + 4096], *start = buf + LWS_PRE, *ptr = start, *end = buf + sizeof buf - 1;
+	static unsigned char buf[LWS_PRE + 65536]; /* the loop thread only */
+	unsigned char *start = buf + LWS_PRE, *ptr = start, *end = start + 4096;
 	if (!p->headers_sent) {
 		if (lws_add_http_common_headers(p->wsi, (unsigned)p->status, p->ctype,
 						p->status == 204 ? LWS_ILLEGAL_HTTP_CONTENT_LEN : p->resp_len, &ptr, end))
@@ -790,6 +999,11 @@ static int write_answer(pss_t *p)
 		if (p->cookie[0] &&
 		    lws_add_http_header_by_name(p->wsi, (const unsigned char *)"set-cookie:",
 						(const unsigned char *)p->cookie, (int)strlen(p->cookie), &ptr, end))
+			return 1;
+		if (p->disposition[0] &&
+		    lws_add_http_header_by_name(p->wsi, (const unsigned char *)"content-disposition:",
+						(const unsigned char *)p->disposition, (int)strlen(p->disposition), &ptr,
+						end))
 			return 1;
 		if (p->retry_after > 0) {
 			char ra[24];

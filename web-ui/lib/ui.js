@@ -24,6 +24,13 @@ const RIGHTS = {
 };
 export const can = (role, what) => (RIGHTS[role] || []).includes(what);
 
+/* ---- hash routes: #/page?query ---- */
+
+export const href = (page, query) => `#/${page}${api.qs(query)}`;
+export function navigate(page, query) {
+  location.hash = href(page, query);
+}
+
 /* ---- vocabulary ---- */
 
 export const DEVICE_TYPES = {
