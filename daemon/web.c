@@ -57,11 +57,31 @@ struct web {
 	uint64_t idle_ms, max_ms;
 	int metrics_any;
 	int jobs, stopping; /* logins on the thread pool; freed after the last */
+	/* the live feed */
+	struct wsc *clients;
+	uv_timer_t feed;
+	int feed_closed;
+	int64_t last_door, last_alarm, last_call;
+	json_t *presence, *boards;
+	char wan[16];
+	int emergency;
 	char root[4096];
 	struct lws_http_mount mount_ui, mount_api, mount_metrics;
 };
 
 typedef struct login_job login_job_t;
+
+/* a websocket client of /api/v1/ws: a bounded queue of messages to send */
+#define WS_QUEUE 1024
+typedef struct wsc {
+	struct wsc *next;
+	struct lws *wsi;
+	web_t *w;
+	char *q[WS_QUEUE];
+	int head, count;
+	long dropped;
+	char user[65];
+} wsc_t;
 
 typedef struct pss {
 	struct lws *wsi;
@@ -619,6 +639,210 @@ static void api_emergency(pss_t *p, session_t *s)
 	}
 }
 
+/* ---- the live feed (/api/v1/ws) ---- */
+
+static void ws_send(wsc_t *c, const char *msg)
+{
+	if (c->count == WS_QUEUE) { /* a client that does not read loses its oldest */
+		free(c->q[c->head]);
+		c->head = (c->head + 1) % WS_QUEUE;
+		c->count--;
+		c->dropped++;
+	}
+	c->q[(c->head + c->count) % WS_QUEUE] = strdup(msg);
+	c->count++;
+	lws_callback_on_writable(c->wsi);
+}
+
+static void broadcast(web_t *w, json_t *msg)
+{
+	char *s = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	if (!s)
+		return;
+	for (wsc_t *c = w->clients; c; c = c->next)
+		ws_send(c, s);
+	free(s);
+}
+
+static int64_t max_id(store_t *st, const char *sql)
+{
+	sqlite3_stmt *q = store_stmt(st, sql);
+	int64_t v = 0;
+	if (q && sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	if (q)
+		sqlite3_reset(q);
+	return v;
+}
+
+/* new rows of a log since *LAST, each as {"type":"event","log":LOG,...} */
+static void feed_rows(web_t *w, const char *sql, const char *log, int64_t *last)
+{
+	sqlite3_stmt *q = store_stmt(w->st, sql);
+	if (!q)
+		return;
+	sqlite3_bind_int64(q, 1, *last);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		json_t *o = json_pack("{s:s,s:s}", "type", "event", "log", log);
+		for (int c = 0; c < sqlite3_column_count(q); c++) {
+			const char *cn = sqlite3_column_name(q, c);
+			if (!strcmp(cn, "type"))
+				cn = "log_type"; /* "type" is the message's */
+			int t = sqlite3_column_type(q, c);
+			json_object_set_new(o, cn, t == SQLITE_INTEGER ? json_integer(sqlite3_column_int64(q, c))
+						   : t == SQLITE_NULL  ? json_null()
+								       : json_string((const char *)sqlite3_column_text(q, c)));
+		}
+		*last = json_integer_value(json_object_get(o, "id"));
+		broadcast(w, o);
+	}
+	sqlite3_reset(q);
+}
+
+static void on_feed(uv_timer_t *t)
+{
+	web_t *w = t->data;
+	if (!w->clients)
+		return;
+	feed_rows(w, "SELECT * FROM door_logs WHERE id > ? ORDER BY id LIMIT 2000", "door", &w->last_door);
+	feed_rows(w, "SELECT * FROM alarm_logs WHERE id > ? ORDER BY id LIMIT 500", "alarm", &w->last_alarm);
+	feed_rows(w, "SELECT * FROM call_logs WHERE id > ? ORDER BY id LIMIT 500", "call", &w->last_call);
+	/* devices online/offline */
+	sqlite3_stmt *q = store_stmt(w->st, "SELECT device, online FROM presence");
+	while (q && sqlite3_step(q) == SQLITE_ROW) {
+		const char *mac = (const char *)sqlite3_column_text(q, 0);
+		int on = sqlite3_column_int(q, 1);
+		json_t *was = json_object_get(w->presence, mac);
+		if (!was || json_is_true(was) != on) {
+			json_object_set_new(w->presence, mac, json_boolean(on));
+			broadcast(w, json_pack("{s:s,s:s,s:b}", "type", "device", "mac", mac, "online", on));
+		}
+	}
+	if (q)
+		sqlite3_reset(q);
+	/* boards */
+	json_t *boards = w->env.bus ? busmgr_status(w->env.bus) : json_array();
+	size_t i;
+	json_t *b;
+	json_array_foreach(boards, i, b) {
+		const char *id = json_string_value(json_object_get(b, "id"));
+		json_t *was = json_object_get(w->boards, id);
+		if (!was || !json_equal(was, b)) {
+			json_object_set(w->boards, id, b);
+			broadcast(w, json_pack("{s:s,s:s,s:O,s:O}", "type", "board", "id", id, "online",
+					       json_object_get(b, "online"), "last_error", json_object_get(b, "last_error")));
+		}
+	}
+	json_decref(boards);
+	const char *wan = w->env.wan ? w->env.wan : "standalone";
+	if (strcmp(wan, w->wan)) {
+		snprintf(w->wan, sizeof w->wan, "%s", wan);
+		broadcast(w, json_pack("{s:s,s:s}", "type", "wan", "state", wan));
+	}
+	int em = w->env.en ? engine_emergency_state(w->env.en, NULL) : 0;
+	if (em != w->emergency) {
+		w->emergency = em;
+		broadcast(w, json_pack("{s:s,s:b}", "type", "emergency", "on", em));
+	}
+}
+
+static int same_origin(struct lws *wsi)
+{
+	char origin[256] = "", host[256] = "";
+	if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+		return 1; /* not a browser */
+	lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST);
+	const char *o = strstr(origin, "://");
+	return o && host[0] && !strcmp(o + 3, host);
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	wsc_t *c = user;
+	web_t *w = g_web;
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+		char uri[64] = "";
+		lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+		if (!w || strcmp(uri, "/api/v1/ws") || !same_origin(wsi))
+			return 1;
+		session_t *s = session_of(w, wsi);
+		if (!s) {
+			log_info("web", "websocket without a session refused");
+			return 1;
+		}
+		snprintf(c->user, sizeof c->user, "%s", s->user);
+		return 0;
+	}
+	case LWS_CALLBACK_ESTABLISHED:
+		c->wsi = wsi;
+		c->w = w;
+		c->next = w->clients;
+		w->clients = c;
+		if (!w->presence) { /* the first client: the feed starts from now */
+			w->presence = json_object();
+			w->boards = json_object();
+			w->last_door = max_id(w->st, "SELECT COALESCE(max(id), 0) FROM door_logs");
+			w->last_alarm = max_id(w->st, "SELECT COALESCE(max(id), 0) FROM alarm_logs");
+			w->last_call = max_id(w->st, "SELECT COALESCE(max(id), 0) FROM call_logs");
+			w->emergency = w->env.en ? engine_emergency_state(w->env.en, NULL) : 0;
+			snprintf(w->wan, sizeof w->wan, "%s", w->env.wan ? w->env.wan : "standalone");
+		}
+		{
+			json_t *hello = json_pack("{s:s,s:s,s:s,s:b}", "type", "hello", "user", c->user, "wan", w->wan,
+						  "emergency", w->emergency);
+			char *m = json_dumps(hello, JSON_COMPACT);
+			json_decref(hello);
+			if (m)
+				ws_send(c, m);
+			free(m);
+		}
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE: {
+		if (!c->count)
+			return 0;
+		char *m = c->q[c->head];
+		size_t n = strlen(m);
+		unsigned char *buf = malloc(LWS_PRE + n);
+		if (!buf)
+			return -1;
+		memcpy(buf + LWS_PRE, m, n);
+		int wr = lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_TEXT);
+		free(buf);
+		free(m);
+		c->q[c->head] = NULL;
+		c->head = (c->head + 1) % WS_QUEUE;
+		c->count--;
+		if (wr < (int)n)
+			return -1;
+		if (c->count)
+			lws_callback_on_writable(wsi);
+		return 0;
+	}
+	case LWS_CALLBACK_RECEIVE:
+		return 0; /* the feed is one-way; pings are answered by lws */
+	case LWS_CALLBACK_CLOSED:
+		if (w)
+			for (wsc_t **pp = &w->clients; *pp; pp = &(*pp)->next)
+				if (*pp == c) {
+					*pp = c->next;
+					break;
+				}
+		while (c->count) {
+			free(c->q[c->head]);
+			c->head = (c->head + 1) % WS_QUEUE;
+			c->count--;
+		}
+		return 0;
+	default:
+		break;
+	}
+	(void)in;
+	(void)len;
+	return 0;
+}
+
 /* ---- logs ---- */
 
 typedef struct logspec {
@@ -1121,8 +1345,24 @@ static int api_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	/* protocol 0 is also the one a websocket upgrade without a subprotocol
+	 * gets: the live feed */
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+	case LWS_CALLBACK_ESTABLISHED:
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+	case LWS_CALLBACK_RECEIVE:
+	case LWS_CALLBACK_CLOSED:
+		return ws_callback(wsi, reason, user, in, len);
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
 static const struct lws_protocols protocols[] = {
-	{ "http", lws_callback_http_dummy, 0, 0, 0, NULL, 0 },
+	{ "gh-live", http_callback, sizeof(wsc_t), 4096, 0, NULL, 0 },
 	{ "gh-api", api_callback, sizeof(pss_t), 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
@@ -1274,6 +1514,9 @@ web_t *web_start(uv_loop_t *loop, const gh_config_t *cfg, const ctl_env_t *env)
 		g_web = NULL;
 		return NULL;
 	}
+	uv_timer_init(loop, &w->feed);
+	w->feed.data = w;
+	uv_timer_start(&w->feed, on_feed, 250, 250);
 	log_info("web", "web UI and API on https://%s (UI files in %s)", cfg->web_listen, w->root);
 	return w;
 }
@@ -1291,6 +1534,8 @@ void web_stop(web_t *w)
 	/* with libuv, lws closes its handles asynchronously: this starts it,
 	 * web_free finishes once the loop has run them to completion */
 	w->stopping = 1;
+	uv_timer_stop(&w->feed);
+	uv_close((uv_handle_t *)&w->feed, NULL);
 	lws_context_destroy(w->ctx);
 }
 
@@ -1300,6 +1545,8 @@ void web_free(web_t *w)
 		return;
 	lws_context_destroy(w->ctx);
 	g_web = NULL;
+	json_decref(w->presence);
+	json_decref(w->boards);
 	if (!w->jobs)
 		free(w);
 }

@@ -67,6 +67,67 @@ class Client:
         return st, j, r
 
 
+class WS:
+    """A minimal websocket client (RFC 6455, text frames from the server)."""
+
+    def __init__(self, client, origin=None, path="/api/v1/ws"):
+        import base64
+        import socket
+        raw = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+        self.sock = client.ctx.wrap_socket(raw)
+        key = base64.b64encode(os.urandom(16)).decode()
+        h = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1:%d" % PORT, "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"]
+        if client.cookie:
+            h.append("Cookie: " + client.cookie)
+        if origin:
+            h.append("Origin: " + origin)
+        self.sock.sendall(("\r\n".join(h) + "\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                break
+            head += chunk
+        self.status = int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.1 ") else 0
+        self.buf = b""
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv(self, timeout=5):
+        self.sock.settimeout(timeout)
+        b0, b1 = self._need(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(self._need(2), "big")
+        elif n == 127:
+            n = int.from_bytes(self._need(8), "big")
+        data = self._need(n)
+        return json.loads(data) if (b0 & 0x0F) == 1 else None
+
+    def until(self, cond, timeout=5):
+        import time as _t
+        end = _t.time() + timeout
+        while _t.time() < end:
+            try:
+                m = self.recv(max(0.1, end - _t.time()))
+            except (OSError, EOFError):
+                return None
+            if m and cond(m):
+                return m
+        return None
+
+    def close(self):
+        self.sock.close()
+
+
 def gh(*args, stdin=None):
     return subprocess.run([os.path.join(ROOT, BUILD, "gatehouse"), "--config", CONF] + list(args),
                           input=stdin, capture_output=True, text=True)
@@ -267,6 +328,32 @@ try:
     al = vic.req("GET", "/api/v1/logs/alarms")[1]["items"][0]
     ok("solved, by whom", al["solved"] == 1 and al["solved_by"] == "max", al)
     ok("solving it again: 404", mgr.req("POST", "/api/v1/alarms/%d/solve" % aid, {})[0] == 404)
+
+    print("== web: the live websocket")
+    ws = WS(Client())
+    ok("no session: the upgrade is refused", ws.status != 101, ws.status)
+    ws.close()
+    ws = WS(vic, origin="https://evil.example")
+    ok("another site's page: refused", ws.status != 101, ws.status)
+    ws.close()
+    ws = WS(vic, origin="https://127.0.0.1:%d" % PORT)
+    ok("a logged-in viewer gets the feed", ws.status == 101, ws.status)
+    hello = ws.until(lambda m: m.get("type") == "hello")
+    ok("with a hello naming the user and the state", hello and hello["user"] == "vic" and
+       hello["wan"] == "standalone" and hello["emergency"] is False, hello)
+    mgr.req("POST", "/api/v1/emergency", {"state": "on"})
+    ok("an emergency arrives live", ws.until(lambda m: m.get("type") == "emergency" and m.get("on") is True))
+    m = ws.until(lambda m: m.get("type") == "event" and m.get("log") == "door", 3)
+    mgr.req("POST", "/api/v1/emergency", {"state": "off"})
+    ok("and its end", ws.until(lambda m: m.get("type") == "emergency" and m.get("on") is False))
+    con = sqlite3.connect(os.path.join(T, "site.db"), timeout=10)
+    con.execute("INSERT INTO door_logs(ts, device, relay, method, result, initiator) "
+                "VALUES (?, '0C1105E00001', 1, 'rf', 'success', 'Live Test')", (int(_t.time()),))
+    con.commit()
+    con.close()
+    m = ws.until(lambda m: m.get("type") == "event" and m.get("initiator") == "Live Test")
+    ok("a door event arrives live with its log fields", m and m["log"] == "door" and m["result"] == "success", m)
+    ws.close()
 
     print("== web: login rate limit, logout, /metrics")
     eve = Client()

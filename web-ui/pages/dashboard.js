@@ -1,0 +1,198 @@
+// Dashboard: GET /api/v1/status, the live stream, the emergency button.
+import { useState, useEffect, useRef } from '../vendor/hooks.module.js';
+import * as api from '../api.js';
+import * as ws from '../ws.js';
+import {
+  html, useSession, can, useAsync, useAll, PageHead, Dialog, Badge, LoadError, DataTable,
+  notify, href, fmtTime, fmtDuration, brief, METHODS,
+} from '../lib/ui.js';
+
+const WAN_TEXT = {
+  up: 'Connected to the cloud.',
+  down: 'The cloud cannot be reached. Doors, calls and local edits keep working; events wait in the outbox.',
+  standalone: 'No cloud is configured: this gateway is the source of truth.',
+};
+
+export function Dashboard({ live, setLive }) {
+  const { role, settings } = useSession();
+  const st = useAsync(() => api.get('/status'), []);
+  const boards = useAll('relay_boards');
+  const devices = useAll('devices');
+  const [asking, setAsking] = useState(false);
+
+  useEffect(() => {
+    if (st.data) setLive((l) => ({ ...l, wan: st.data.wan, emergency: !!st.data.emergency }));
+  }, [st.data]);
+
+  // keep the figures fresh: every 30 s, and soon after a device comes or goes
+  useEffect(() => {
+    const every = setInterval(st.reload, 30000);
+    let soon = null;
+    const off = ws.subscribe((m) => {
+      if (m.type === 'device' && !soon) soon = setTimeout(() => { soon = null; st.reload(); }, 1000);
+      if (m.type === 'board') {
+        st.setData((s) => s && {
+          ...s,
+          boards: [...(s.boards || []).filter((b) => b.id !== m.id), { id: m.id, online: m.online, last_error: m.last_error }],
+        });
+      }
+    });
+    return () => { clearInterval(every); clearTimeout(soon); off(); };
+  }, [st.reload]);
+
+  const s = st.data;
+  const boardName = (id) => { const b = boards.byId.get(id); return b && b.name ? `${b.name} (${id})` : id; };
+  return html`<div class="dashboard">
+    <${PageHead} title="Dashboard" />
+    <${LoadError} error=${st.error} retry=${st.reload} />
+    <section class="emergency" aria-labelledby="emergency-head">
+      <h2 id="emergency-head">Emergency unlock</h2>
+      <p data-test="emergency-state" class=${live.emergency ? 'em-on' : 'em-off'}>
+        ${live.emergency ? 'ON: the emergency doors are held open.' : 'Off: doors work normally.'}</p>
+      ${can(role, 'emergency')
+        ? html`<button type="button" id="emergency-button" class=${live.emergency ? 'big-button lock' : 'big-button unlock'}
+            onClick=${() => setAsking(true)}>${live.emergency ? 'End emergency and lock doors' : 'Emergency: unlock doors'}</button>`
+        : html`<p class="help">Your role cannot trigger an emergency unlock.</p>`}
+    </section>
+    ${asking && html`<${EmergencyDialog} on=${live.emergency} onClose=${() => setAsking(false)}
+      onDone=${(on) => { setLive((l) => ({ ...l, emergency: on })); st.reload(); }} />`}
+    ${s && html`<section aria-labelledby="site-head">
+      <h2 id="site-head">Site status</h2>
+      <div class="cards">
+        <div class="card" data-test="card-wan"><h3>Cloud (WAN)</h3>
+          <p class=${`big wan-${live.wan || s.wan}`}>${live.wan || s.wan}</p><p class="help">${WAN_TEXT[live.wan || s.wan] || ''}</p></div>
+        <div class="card" data-test="card-devices"><h3>Devices online</h3>
+          <p class="big"><a href=${href('devices')}>${s.devices ? `${s.devices.online} / ${s.devices.total}` : '-'}</a></p>
+          <p class="help">door phones, indoor monitors, guard phones, access terminals</p></div>
+        <div class="card" data-test="card-outbox"><h3>Outbox</h3>
+          <p class="big">${s.outbox ?? '-'}</p><p class="help">events waiting to be sent to the cloud</p></div>
+        <div class="card" data-test="card-gateway"><h3>Gateway</h3>
+          <p>Version ${s.version}</p>
+          ${s.uptime !== undefined && html`<p>Up ${fmtDuration(s.uptime)}</p>`}
+          <p>Cloud revision ${s.rev}</p></div>
+      </div>
+    </section>`}
+    ${s && html`<section aria-labelledby="boards-head">
+      <h2 id="boards-head">Relay boards</h2>
+      <${DataTable} testId="dashboard-boards" caption="Relay boards" empty="No relay boards on this site."
+        rows=${(s.boards || []).slice().sort((a, b) => String(a.id).localeCompare(String(b.id)))}
+        columns=${[
+          { label: 'Board', render: (b) => html`<a href=${href('boards')}>${boardName(b.id)}</a>` },
+          { label: 'State', render: (b) => html`<${Badge} on=${b.online} />` },
+          { label: 'Last error', render: (b) => b.last_error || '' },
+        ]} />
+    </section>`}
+    <${EventFeed} devices=${devices} settings=${settings} />
+  </div>`;
+}
+
+function EmergencyDialog({ on, onClose, onDone }) {
+  const [doors, setDoors] = useState('group');
+  const [busy, setBusy] = useState(false);
+  const [err, setErr] = useState('');
+  async function go() {
+    setBusy(true);
+    setErr('');
+    try {
+      const body = on ? { state: 'off' } : doors === 'all' ? { state: 'on', doors: 'all' } : { state: 'on' };
+      await api.post('/emergency', body);
+      notify(on ? 'Emergency ended: doors are locked again.' : 'Emergency unlock is on.');
+      onDone(!on);
+      onClose();
+    } catch (e) {
+      setErr(e.message);
+      setBusy(false);
+    }
+  }
+  return html`<${Dialog} title=${on ? 'End the emergency?' : 'Unlock doors for an emergency?'} onClose=${onClose} testId="emergency-dialog">
+    ${on
+      ? html`<p>The emergency doors are locked again and work normally.</p>`
+      : html`<p>The doors open at once and stay open until you end the emergency. Indoor monitors are notified.</p>
+        <fieldset class="field group"><legend>Which doors</legend>
+          <label class="radio"><input type="radio" name="em-doors" value="group" checked=${doors === 'group'}
+            data-test="emergency-doors-group" onChange=${() => setDoors('group')} /> The emergency door group (Settings)</label>
+          <label class="radio"><input type="radio" name="em-doors" value="all" checked=${doors === 'all'}
+            data-test="emergency-doors-all" onChange=${() => setDoors('all')} /> All doors</label>
+        </fieldset>`}
+    <div class="form-error" role="alert">${err}</div>
+    <div class="actions">
+      <button type="button" class=${on ? 'primary' : 'danger'} data-test="emergency-confirm" disabled=${busy} onClick=${go}>
+        ${busy ? 'Working...' : on ? 'Lock doors' : 'Unlock doors now'}</button>
+      <button type="button" data-test="emergency-cancel" data-autofocus onClick=${onClose}>Cancel</button>
+    </div>
+  </${Dialog}>`;
+}
+
+/* ---- live feed: known message types in words, unknown ones as JSON ---- */
+
+function eventText(m, devName) {
+  const e = m.event && typeof m.event === 'object' ? m.event : m;
+  const kind = e === m ? m.kind || m.event_type || (m.data && m.data.type) || '' : e.type;
+  const d = e.data && typeof e.data === 'object' ? e.data : e;
+  const where = e.device || m.device ? ` at ${devName(e.device || m.device)}` : '';
+  const apt = d.apt ? ` APT ${d.apt}` : '';
+  switch (kind) {
+    case 'access':
+      return `${METHODS[d.method] || d.method || 'Access'} ${d.result || ''}${apt}${where}${d.reason ? ` (${d.reason})` : ''}`;
+    case 'door':
+      if (d.result) return `Door ${d.type === 'door_close' ? 'closed' : 'release'} ${d.result}${where}${d.initiator ? ` by ${d.initiator}` : ''}${d.reason ? ` (${d.reason})` : ''}`;
+      return `Door${d.relay ? ` (relay ${d.relay})` : ''} ${d.state || ''}${where}`;
+    case 'call':
+      return `Call ${d.phase || ''}${d.to ? ` to ${d.to}` : ''}${where}${d.duration ? `, ${d.duration} s` : ''}`;
+    case 'alarm':
+      return `${d.kind || ''} alarm ${d.state || ''}${where}${d.zone ? `, zone ${d.zone}` : ''}`;
+    default:
+      return `${kind || 'event'}${where}: ${brief(d === m ? Object.fromEntries(Object.entries(m).filter(([k]) => k !== 'type')) : d)}`;
+  }
+}
+
+function describe(m, devName) {
+  switch (m.type) {
+    case 'event': return ['Event', eventText(m, devName)];
+    case 'device': return ['Device', `${devName(m.mac)} is ${m.online ? 'online' : 'offline'}`];
+    case 'board': return ['Board', `${m.id} is ${m.online ? 'online' : 'offline'}${m.last_error ? `: ${m.last_error}` : ''}`];
+    case 'wan': return ['Cloud', `connection ${m.state}`];
+    case 'emergency': return ['Emergency', m.on ? 'emergency unlock ON' : 'emergency unlock off'];
+    default: {
+      const { type, ...rest } = m;
+      return [type, brief(rest)];
+    }
+  }
+}
+
+function EventFeed({ devices, settings }) {
+  const [items, setItems] = useState([]);
+  const [paused, setPaused] = useState(false);
+  const held = useRef([]);
+  const pausedRef = useRef(false);
+  pausedRef.current = paused;
+  const seq = useRef(0);
+  useEffect(() => ws.subscribe((m) => {
+    const item = { n: ++seq.current, at: Date.now() / 1000, m };
+    if (pausedRef.current) held.current.push(item);
+    else setItems((l) => [item, ...l].slice(0, 100));
+  }), []);
+  const resume = () => {
+    setItems((l) => [...held.current.reverse(), ...l].slice(0, 100));
+    held.current = [];
+    setPaused(false);
+  };
+  const devName = (mac) => { const d = devices.byId.get(mac); return d ? d.name : mac; };
+  return html`<section aria-labelledby="feed-head" class="feed">
+    <div class="section-head">
+      <h2 id="feed-head">Live events</h2>
+      <button type="button" data-test="feed-pause" aria-pressed=${paused ? 'true' : 'false'}
+        onClick=${() => (paused ? resume() : setPaused(true))}>${paused ? `Resume (${held.current.length} waiting)` : 'Pause'}</button>
+    </div>
+    <ol class="event-feed" data-test="event-feed" aria-live=${paused ? 'off' : 'polite'} aria-relevant="additions">
+      ${items.map(({ n, at, m }) => {
+        const [label, text] = describe(m, devName);
+        return html`<li key=${n} data-type=${m.type}>
+          <span class="when">${fmtTime(m.ts || (m.event && m.event.ts) || at, settings).split(' ')[1]}</span>
+          <span class=${`kind k-${m.type}`}>${label}</span> <span class="what">${text}</span>
+        </li>`;
+      })}
+    </ol>
+    ${!items.length && html`<p class="empty">Waiting for events...</p>`}
+  </section>`;
+}
