@@ -102,6 +102,8 @@ static int on_kv(void *user, const char *sec, const char *key, const char *v)
 		return set_path(c->web_cert, sizeof c->web_cert, v, x, "[web] cert");
 	if (IS("web", "key"))
 		return set_path(c->web_key, sizeof c->web_key, v, x, "[web] key");
+	if (IS("web", "http_listen"))
+		return set_str(c->web_http_listen, sizeof c->web_http_listen, v, x, "[web] http_listen");
 	if (IS("web", "root"))
 		return set_path(c->web_root, sizeof c->web_root, v, x, "[web] root");
 	if (IS("web", "session_idle_s"))

@@ -24,6 +24,7 @@ typedef struct gh_config {
 	int manage_accounts;
 	/* [web] */
 	char web_listen[128];
+	char web_http_listen[128]; /* optional plain-HTTP port that redirects to HTTPS */
 	char web_cert[PATH_MAX];
 	char web_key[PATH_MAX];
 	char web_root[PATH_MAX];        /* the web UI's static files */

@@ -57,6 +57,8 @@ struct web {
 	uint64_t idle_ms, max_ms;
 	int metrics_any;
 	int jobs, stopping; /* logins on the thread pool; freed after the last */
+	int https_port;
+	int failed; /* no listener: only the shutdown is left to do */
 	/* the live feed */
 	struct wsc *clients;
 	uv_timer_t feed;
@@ -1367,6 +1369,37 @@ static const struct lws_protocols protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
+/* the plain-HTTP port, if configured: everything moves to HTTPS */
+static int redirect_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	if (reason != LWS_CALLBACK_HTTP)
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	char host[256] = "", loc[700];
+	lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST);
+	char *colon = strrchr(host, ':');
+	if (colon && !strchr(colon, ']'))
+		*colon = '\0'; /* the HTTPS port replaces the HTTP one */
+	char *uri = NULL;
+	int ulen = 0;
+	if (lws_http_get_uri_and_method(wsi, &uri, &ulen) < 0)
+		ulen = 0;
+	char args[256] = "";
+	if (lws_hdr_copy(wsi, args, sizeof args, WSI_TOKEN_HTTP_URI_ARGS) < 0)
+		args[0] = '\0';
+	int n = snprintf(loc, sizeof loc, "https://%s:%d%.*s%s%s", host[0] ? host : "localhost",
+			 g_web ? g_web->https_port : 443, ulen > 400 ? 0 : ulen, uri ? uri : "", args[0] ? "?" : "",
+			 args);
+	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+	if (lws_http_redirect(wsi, 301, (const unsigned char *)loc, n, &p, end) < 0)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static const struct lws_protocols redirect_protocols[] = {
+	{ "http", redirect_callback, 0, 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
 /* ---- the certificate ---- */
 
 int web_make_cert(const char *cert, const char *key)
@@ -1491,12 +1524,26 @@ web_t *web_start(uv_loop_t *loop, const gh_config_t *cfg, const ctl_env_t *env)
 	w->mount_ui.cache_revalidate = 1;
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+	w->https_port = port;
+	struct lws_context_creation_info cinfo;
+	memset(&cinfo, 0, sizeof cinfo);
+	void *loops[1] = { loop };
+	cinfo.foreign_loops = loops;
+	cinfo.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	cinfo.port = CONTEXT_PORT_NO_LISTEN;
+	w->ctx = lws_create_context(&cinfo);
+	if (!w->ctx) {
+		log_err("web", "cannot set up libwebsockets");
+		free(w);
+		g_web = NULL;
+		return NULL;
+	}
+	uv_timer_init(loop, &w->feed);
+	w->feed.data = w;
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
-	void *loops[1] = { loop };
-	info.foreign_loops = loops;
-	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-		       LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+	info.vhost_name = "https";
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
 	info.port = port;
 	info.iface = iface[0] && strcmp(iface, "0.0.0.0") ? iface : NULL;
 	info.protocols = protocols;
@@ -1507,15 +1554,29 @@ web_t *web_start(uv_loop_t *loop, const gh_config_t *cfg, const ctl_env_t *env)
 	info.timeout_secs = 30;
 	info.keepalive_timeout = 30;
 	info.max_http_header_data = 4096;
-	w->ctx = lws_create_context(&info);
-	if (!w->ctx) {
-		log_err("web", "cannot serve HTTPS on %s (port in use, or a bad certificate?)", cfg->web_listen);
-		free(w);
-		g_web = NULL;
-		return NULL;
+	if (!lws_create_vhost(w->ctx, &info)) {
+		log_err("web", "cannot serve HTTPS on %s (port in use, or a bad certificate?): the web UI is off",
+			cfg->web_listen);
+		w->failed = 1;
+		return w; /* the context still has to be taken down with the loop */
 	}
-	uv_timer_init(loop, &w->feed);
-	w->feed.data = w;
+	if (cfg->web_http_listen[0]) {
+		const char *hc = strrchr(cfg->web_http_listen, ':');
+		int hport = hc ? atoi(hc + 1) : 0;
+		char hiface[128];
+		snprintf(hiface, sizeof hiface, "%.*s", hc ? (int)(hc - cfg->web_http_listen) : 0, cfg->web_http_listen);
+		struct lws_context_creation_info h;
+		memset(&h, 0, sizeof h);
+		h.vhost_name = "http";
+		h.port = hport;
+		h.iface = hiface[0] && strcmp(hiface, "0.0.0.0") ? hiface : NULL;
+		h.protocols = redirect_protocols;
+		if (hport <= 0 || !lws_create_vhost(w->ctx, &h))
+			log_err("web", "cannot listen for plain HTTP on %s (it only redirects): skipped",
+				cfg->web_http_listen);
+		else
+			log_info("web", "http://%s redirects to HTTPS", cfg->web_http_listen);
+	}
 	uv_timer_start(&w->feed, on_feed, 250, 250);
 	log_info("web", "web UI and API on https://%s (UI files in %s)", cfg->web_listen, w->root);
 	return w;

@@ -24,6 +24,7 @@ from testlib import counts, free_port, ok, wait  # noqa: E402
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
 T = tempfile.mkdtemp(prefix="gh-web-")
 PORT = free_port()
+HTTP_PORT = free_port()
 CONF = os.path.join(T, "gh.conf")
 
 
@@ -136,7 +137,8 @@ def gh(*args, stdin=None):
 with open(CONF, "w") as f:
     f.write("[site]\nid = web-test\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = %s/drivers/profiles\n"
             "[daemon]\ncontrol_socket = ctl.sock\nlog_level = debug\n[mqtt]\nport = %d\n"
-            "[web]\nlisten = 127.0.0.1:%d\nroot = %s/web-ui\n" % (ROOT, free_port(), PORT, ROOT))
+            "[web]\nlisten = 127.0.0.1:%d\nhttp_listen = 127.0.0.1:%d\nroot = %s/web-ui\n"
+            % (ROOT, free_port(), PORT, HTTP_PORT, ROOT))
 for name, role in (("ada", "admin"), ("max", "manager"), ("vic", "viewer")):
     gh("user", "add", name, "--role", role, stdin="pw-of-%s-123\n" % name)
 log = open(os.path.join(T, "daemon.log"), "w")
@@ -162,7 +164,12 @@ try:
         plain = c.getresponse().status
     except Exception:
         plain = None
-    ok("plain HTTP gets no API answer", plain != 200, plain)
+    ok("plain HTTP on the HTTPS port gets no API answer", plain != 200, plain)
+    c = http.client.HTTPConnection("127.0.0.1", HTTP_PORT, timeout=5)
+    c.request("GET", "/api/v1/status?x=1")
+    r = c.getresponse()
+    ok("the HTTP port redirects to HTTPS", r.status == 301 and r.getheader("Location") ==
+       "https://127.0.0.1:%d/api/v1/status?x=1" % PORT, (r.status, r.getheader("Location")))
 
     print("== web: sessions")
     st, j, _, _ = admin.req("GET", "/api/v1/status")

@@ -11,11 +11,12 @@ import { Form } from './form.js';
  * NAME(item): how a row is named in labels and messages.
  * ACTIONS(item, {update, remove}): extra row buttons. TOOLBAR: filters above the list.
  * BEFORESAVE(values, item): the body to send (default: values as edited).
+ * AFTERSAVE(saved, isNew): called with the server's answer.
  */
 export function EntitySection({
   entities, title, singular, columns, fields, canEdit, query = {}, defaults = {},
   name = (x) => x.name || x.id, actions, toolbar, beforeSave, level = 2, pageSize = 50,
-  onChanged, addLabel, empty,
+  onChanged, afterSave, addLabel, empty,
 }) {
   const headId = useId();
   const [items, setItems] = useState([]);
@@ -61,6 +62,7 @@ export function EntitySection({
     setEditing(null);
     changed();
     notify(`Saved ${singular} ${name(out)}.`);
+    if (afterSave) afterSave(out, isNew);
   }
 
   async function doDelete() {
@@ -95,7 +97,7 @@ export function EntitySection({
     ${next && !loading && html`<button type="button" class="more" data-test="load-more" onClick=${() => load(next)}>Load more</button>`}
     ${editing && html`<${Dialog} title=${editing.isNew ? `Add ${singular}` : `${canEdit ? 'Edit' : 'View'} ${singular} ${name(editing.item)}`}
         onClose=${() => setEditing(null)} testId=${`dialog-${entities}`} wide>
-      <${Form} fields=${fields} initial=${editing.item} onSubmit=${save} readOnly=${!canEdit}
+      <${Form} fields=${fields} initial=${editing.item} onSubmit=${save} readOnly=${!canEdit} isNew=${editing.isNew}
         onCancel=${() => setEditing(null)} submitLabel=${editing.isNew ? `Add ${singular}` : 'Save changes'} />
     </${Dialog}>`}
     ${deleting && html`<${Confirm} title=${`Delete ${singular}?`} confirmLabel=${`Delete ${name(deleting)}`} danger

@@ -58,14 +58,14 @@ function parseValue(f, raw) {
   return raw;
 }
 
-function Control({ f, value, set, id, describedBy, invalid, disabled, tz, values }) {
+function Control({ f, value, set, id, describedBy, invalid, disabled, tz, values, isNew }) {
   const common = {
     id,
     name: f.name,
     'data-test': `field-${f.name}`,
     'aria-invalid': invalid ? 'true' : undefined,
     'aria-describedby': describedBy,
-    disabled: disabled || f.readOnly,
+    disabled: disabled || f.readOnly || (f.lockOnEdit && !isNew),
     required: f.required,
   };
   const onInput = (e) => set(parseValue(f, e.target.value));
@@ -95,7 +95,7 @@ function Control({ f, value, set, id, describedBy, invalid, disabled, tz, values
   }
 }
 
-export function Field({ f, values, errors, setValue, formId, disabled }) {
+export function Field({ f, values, errors, setValue, formId, disabled, isNew }) {
   const { settings } = useSession();
   const tz = settings && settings.timezone;
   const id = fid(formId, f.name);
@@ -103,7 +103,7 @@ export function Field({ f, values, errors, setValue, formId, disabled }) {
   const describedBy = [f.help && `${id}-help`, err && `${id}-err`].filter(Boolean).join(' ') || undefined;
   const value = getPath(values, f.name);
   const control = html`<${Control} f=${f} value=${value} set=${(v) => setValue(f.name, v)} id=${id}
-    describedBy=${describedBy} invalid=${!!err} disabled=${disabled} tz=${tz} values=${values} />`;
+    describedBy=${describedBy} invalid=${!!err} disabled=${disabled} tz=${tz} values=${values} isNew=${isNew} />`;
   const help = f.help && html`<p class="help" id=${`${id}-help`}>${f.help}</p>`;
   const error = err && html`<p class="field-error" id=${`${id}-err`}>${err}</p>`;
   if (f.type === 'checkbox') {
@@ -139,7 +139,7 @@ export function useForm(initial) {
  * A form over FIELDS. ONSUBMIT(values) returns a promise; an ApiError is
  * shown at its field (focused) or above the buttons.
  */
-export function Form({ fields, initial, onSubmit, onCancel, submitLabel = 'Save', readOnly, testId = 'form', children }) {
+export function Form({ fields, initial, onSubmit, onCancel, submitLabel = 'Save', readOnly, isNew, testId = 'form', children }) {
   const formId = `f${useId().replace(/[^A-Za-z0-9]/g, '')}`;
   const form = useForm(initial);
   const ref = useRef(null);
@@ -176,7 +176,7 @@ export function Form({ fields, initial, onSubmit, onCancel, submitLabel = 'Save'
   }
   return html`<form ref=${ref} class="form" onSubmit=${submit} novalidate data-test=${testId}>
     ${visible.map((f) => html`<${Field} key=${f.name} f=${f} values=${form.values} errors=${form.errors}
-        setValue=${form.setValue} formId=${formId} disabled=${readOnly} />`)}
+        setValue=${form.setValue} formId=${formId} disabled=${readOnly} isNew=${isNew} />`)}
     ${children}
     <div class="form-error" role="alert" data-test="form-error">${form.formError}</div>
     <div class="actions">

@@ -170,12 +170,12 @@ export function DateTimeInput({ id, label, value, set, disabled, test }) {
   </div>`;
 }
 
-/** Rows of an array field with add / remove; ROW({item, set, i, disabled}). */
-export function ListEditor({ value, set, disabled, row: Row, newItem, addLabel, max, itemName }) {
+/** Rows of an array field with add / remove; ROW({...rowProps, item, set, i, disabled}). */
+export function ListEditor({ value, set, disabled, row: Row, rowProps = {}, newItem, addLabel, max, itemName }) {
   const list = Array.isArray(value) ? value : [];
   return html`<div class="list-editor">
     ${list.map((item, i) => html`<div class="list-row" key=${i}>
-      <${Row} item=${item} i=${i} disabled=${disabled} set=${(v) => set(list.map((x, j) => (j === i ? v : x)))} />
+      <${Row} ...${rowProps} item=${item} i=${i} disabled=${disabled} set=${(v) => set(list.map((x, j) => (j === i ? v : x)))} />
       ${!disabled && html`<button type="button" class="danger-link" data-test="remove-row"
         onClick=${() => set(list.filter((_, j) => j !== i))}>Remove ${itemName(item, i)}</button>`}
     </div>`)}
