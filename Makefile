@@ -119,6 +119,7 @@ bench: $(BINS) $(BENCH_BIN) $(SIMS)
 	@for b in $(BENCH_BIN); do $$b; done
 	@/usr/bin/python3 bench/bench_bus.py $(BUILD)
 	@/usr/bin/python3 bench/bench_cloud.py $(BUILD)
+	@/usr/bin/python3 bench/bench_web.py $(BUILD)
 
 demo:
 	@sh tools/deps.sh

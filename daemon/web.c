@@ -1577,7 +1577,7 @@ web_t *web_start(uv_loop_t *loop, const gh_config_t *cfg, const ctl_env_t *env)
 		else
 			log_info("web", "http://%s redirects to HTTPS", cfg->web_http_listen);
 	}
-	uv_timer_start(&w->feed, on_feed, 250, 250);
+	uv_timer_start(&w->feed, on_feed, 100, 100);
 	log_info("web", "web UI and API on https://%s (UI files in %s)", cfg->web_listen, w->root);
 	return w;
 }

@@ -195,6 +195,8 @@ try:
     except Exception as e:  # noqa: BLE001
         login = False
         print("        web login: %s" % e)
+        if os.environ.get("KEEP"):
+            print(subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout, web_port)
     ok("a web UI login", login)
     pid = daemon_pid()
     os.kill(pid, signal.SIGHUP)
@@ -205,7 +207,7 @@ try:
     os.kill(pid, signal.SIGTERM)
     ok("gatehoused stops on SIGTERM", wait(lambda: st.poll() is not None, 20))
 
-    used, families = {}, set()
+    used, families, wx = {}, set(), []
     for n in os.listdir(trace):
         for line in open(os.path.join(trace, n), errors="replace"):
             m = re.match(r"^([a-z0-9_]+)\(", line)
@@ -214,6 +216,10 @@ try:
             m = re.match(r"^socket\((AF_[A-Z0-9]+)", line)
             if m:
                 families.add(m.group(1))
+            # MemoryDenyWriteExecute= refuses W+X mappings and any mprotect() adding PROT_EXEC
+            if (line.startswith("mmap(") and "PROT_WRITE" in line and "PROT_EXEC" in line) or \
+                    (re.match(r"^(pkey_)?mprotect\(", line) and "PROT_EXEC" in line):
+                wx.append(line.strip())
             m = re.match(r"^<\.\.\. ([a-z0-9_]+) resumed>", line)
             if m:
                 used.setdefault(m.group(1), 1)
@@ -225,6 +231,7 @@ try:
     fams = set(" ".join(unit_values("RestrictAddressFamilies")).split())
     ok("every socket family is allowed by RestrictAddressFamilies= (%s)" % " ".join(sorted(families)),
        families <= fams, "used: %s, allowed: %s" % (sorted(families), sorted(fams)))
+    ok("no writable and executable memory (MemoryDenyWriteExecute=)", not wx, "\n".join(wx[:5]))
     print("        system calls: " + " ".join(sorted(used)))
 finally:
     cleanup()

@@ -1,6 +1,7 @@
 """Helpers shared by the end-to-end suites (tests/mqtt, tests/bus): checks
 that count and print, polling waits (never fixed sleeps for readiness), free
 loopback ports, and reading the site database as another process would."""
+import json
 import signal
 import socket
 import sqlite3
@@ -53,3 +54,63 @@ def stop_proc(proc, sig=signal.SIGTERM, timeout=5.0):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class WSClient:
+    """A minimal websocket client (RFC 6455, text frames from the server)."""
+
+    def __init__(self, host, port, ctx, cookie=None, origin=None, path="/api/v1/ws"):
+        import base64
+        import os
+        raw = socket.create_connection((host, port), timeout=5)
+        self.sock = ctx.wrap_socket(raw)
+        key = base64.b64encode(os.urandom(16)).decode()
+        h = ["GET %s HTTP/1.1" % path, "Host: %s:%d" % (host, port), "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"]
+        if cookie:
+            h.append("Cookie: " + cookie)
+        if origin:
+            h.append("Origin: " + origin)
+        self.sock.sendall(("\r\n".join(h) + "\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                break
+            head += chunk
+        self.status = int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.1 ") else 0
+        self.buf = b""
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv(self, timeout=5):
+        self.sock.settimeout(timeout)
+        b0, b1 = self._need(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(self._need(2), "big")
+        elif n == 127:
+            n = int.from_bytes(self._need(8), "big")
+        data = self._need(n)
+        return json.loads(data) if (b0 & 0x0F) == 1 else None
+
+    def until(self, cond, timeout=5):
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                m = self.recv(max(0.1, end - time.time()))
+            except (OSError, EOFError):
+                return None
+            if m and cond(m):
+                return m
+        return None
+
+    def close(self):
+        self.sock.close()

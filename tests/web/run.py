@@ -19,7 +19,7 @@ import tempfile
 
 ROOT = os.getcwd()
 sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
-from testlib import counts, free_port, ok, wait  # noqa: E402
+from testlib import WSClient, counts, free_port, ok, wait  # noqa: E402
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
 T = tempfile.mkdtemp(prefix="gh-web-")
@@ -68,65 +68,8 @@ class Client:
         return st, j, r
 
 
-class WS:
-    """A minimal websocket client (RFC 6455, text frames from the server)."""
-
-    def __init__(self, client, origin=None, path="/api/v1/ws"):
-        import base64
-        import socket
-        raw = socket.create_connection(("127.0.0.1", PORT), timeout=5)
-        self.sock = client.ctx.wrap_socket(raw)
-        key = base64.b64encode(os.urandom(16)).decode()
-        h = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1:%d" % PORT, "Upgrade: websocket", "Connection: Upgrade",
-             "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"]
-        if client.cookie:
-            h.append("Cookie: " + client.cookie)
-        if origin:
-            h.append("Origin: " + origin)
-        self.sock.sendall(("\r\n".join(h) + "\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(1)
-            if not chunk:
-                break
-            head += chunk
-        self.status = int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.1 ") else 0
-        self.buf = b""
-
-    def _need(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def recv(self, timeout=5):
-        self.sock.settimeout(timeout)
-        b0, b1 = self._need(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = int.from_bytes(self._need(2), "big")
-        elif n == 127:
-            n = int.from_bytes(self._need(8), "big")
-        data = self._need(n)
-        return json.loads(data) if (b0 & 0x0F) == 1 else None
-
-    def until(self, cond, timeout=5):
-        import time as _t
-        end = _t.time() + timeout
-        while _t.time() < end:
-            try:
-                m = self.recv(max(0.1, end - _t.time()))
-            except (OSError, EOFError):
-                return None
-            if m and cond(m):
-                return m
-        return None
-
-    def close(self):
-        self.sock.close()
+def WS(client, origin=None, path="/api/v1/ws"):
+    return WSClient("127.0.0.1", PORT, client.ctx, client.cookie, origin, path)
 
 
 def gh(*args, stdin=None):

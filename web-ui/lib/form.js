@@ -3,7 +3,7 @@
 // render(ctx) for custom editors}. Server errors ({"error":{"field"}})
 // are shown next to the field they name, the rest above the buttons.
 import { useState, useId, useRef } from '../vendor/hooks.module.js';
-import { html, useSession, toLocalInput } from './ui.js';
+import { html, useSession, toLocalInput, fromLocalInput } from './ui.js';
 
 export function getPath(obj, path) {
   let o = obj;
@@ -50,10 +50,11 @@ function inputValue(f, v, tz) {
   return String(v);
 }
 
-function parseValue(f, raw) {
+function parseValue(f, raw, tz) {
   if (f.type === 'number') return raw === '' ? null : Number(raw);
   if (f.type === 'list') return raw.split(/[;,]/).map((s) => s.trim()).filter(Boolean);
-  if (f.type === 'datetime' || f.type === 'time') return raw === '' ? null : raw; // site-local ISO
+  if (f.type === 'datetime') return fromLocalInput(raw, tz); // typed in the site's time zone
+  if (f.type === 'time') return raw === '' ? null : raw;
   if (f.nullIfEmpty && raw === '') return null;
   return raw;
 }
@@ -68,7 +69,7 @@ function Control({ f, value, set, id, describedBy, invalid, disabled, tz, values
     disabled: disabled || f.readOnly || (f.lockOnEdit && !isNew),
     required: f.required,
   };
-  const onInput = (e) => set(parseValue(f, e.target.value));
+  const onInput = (e) => set(parseValue(f, e.target.value, tz));
   switch (f.type) {
     case 'checkbox':
       return html`<input type="checkbox" ...${common} checked=${!!value} onChange=${(e) => set(e.target.checked)} />`;

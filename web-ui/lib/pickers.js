@@ -1,7 +1,7 @@
 // Editors for the compound fields of CLOUD.md: apartment references,
 // relay references, schedules, lists of rows.
 import { useState } from '../vendor/hooks.module.js';
-import { html, useAll, useEntity, useSession, toLocalInput, WEEKDAYS } from './ui.js';
+import { html, useAll, useEntity, useSession, toLocalInput, fromLocalInput, WEEKDAYS } from './ui.js';
 
 /** Building then APT: VALUE is an apartment id (or null). */
 export function AptPicker({ value, set, id, common, optional = true }) {
@@ -159,14 +159,15 @@ function StartEnd({ s, upd, id, disabled, optional }) {
   </div>`;
 }
 
-/** Unix seconds from the API; what is typed is sent as a site-local ISO string. */
+/** Unix seconds, shown and typed in the site's time zone. */
 export function DateTimeInput({ id, label, value, set, disabled, test }) {
   const { settings } = useSession();
-  const shown = typeof value === 'number' ? toLocalInput(value, settings && settings.timezone) : value || '';
+  const tz = settings && settings.timezone;
+  const shown = typeof value === 'number' ? toLocalInput(value, tz) : value || '';
   return html`<div class="sub-field">
     <label for=${id}>${label}</label>
     <input type="datetime-local" id=${id} data-test=${test} value=${shown} disabled=${disabled}
-      onInput=${(e) => set(e.target.value || null)} />
+      onInput=${(e) => set(fromLocalInput(e.target.value, tz))} />
   </div>`;
 }
 

@@ -142,6 +142,20 @@ export function toLocalInput(ts, tz) {
   return `${p.year}-${p.month}-${p.day}T${hour}:${p.minute}`;
 }
 
+/** "YYYY-MM-DDTHH:MM" in the site's zone -> Unix seconds (null if empty or malformed). */
+export function fromLocalInput(s, tz) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(s || '');
+  if (!m) return null;
+  const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+  const offset = (ms) => {
+    const p = parts(ms / 1000, tz, false);
+    return Date.UTC(+p.year, +p.month - 1, +p.day, p.hour === '24' ? 0 : +p.hour, +p.minute, +p.second) - ms;
+  };
+  let t = wall - offset(wall);
+  t = wall - offset(t); // once more: the offset may differ across a DST change
+  return Math.round(t / 1000);
+}
+
 export function fmtDuration(s) {
   if (s === null || s === undefined) return '';
   const n = Number(s);
