@@ -96,11 +96,12 @@ def main():
     def reader(k):
         while not stop.is_set():
             try:
-                m = wss[k].recv(0.5)
+                ms = wss[k].messages(0.5)
             except Exception:
                 continue
-            if m and m.get("type") == "event" and str(m.get("initiator", "")).startswith("t="):
-                got[k].append(time.time() - float(m["initiator"][2:]))
+            for m in ms:
+                if m and m.get("type") == "event" and str(m.get("initiator", "")).startswith("t="):
+                    got[k].append(time.time() - float(m["initiator"][2:]))
 
     threads = [threading.Thread(target=reader, args=(k,), daemon=True) for k in range(CLIENTS)]
     for t in threads:

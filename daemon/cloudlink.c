@@ -1314,7 +1314,14 @@ void cloud_kick(cloudlink_t *c)
 
 void cloud_tick(cloudlink_t *c)
 {
-	if (!c || c->standalone)
+	if (c && c->standalone) {
+		/* no cloud: events live in the log tables only (pairing later
+		 * uploads the site's state, not its past events) */
+		if (++c->ticks % 10 == 0)
+			store_exec(c->st, "DELETE FROM outbox", NULL);
+		return;
+	}
+	if (!c)
 		return;
 	c->want_push = c->want_drain = 1;
 	follow_commands(c);

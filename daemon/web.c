@@ -58,6 +58,8 @@ struct web {
 	int metrics_any;
 	int jobs, stopping; /* logins on the thread pool; freed after the last */
 	int https_port;
+	char *status_cache;
+	uint64_t status_ms;
 	int failed; /* no listener: only the shutdown is left to do */
 	/* the live feed */
 	struct wsc *clients;
@@ -380,14 +382,24 @@ static void api_login(pss_t *p, const char *peer)
 	}
 }
 
+/* The status document counts tables (the outbox can hold millions of
+ * events during an outage): dashboards that poll share one answer for
+ * half a second. */
 static void api_status(pss_t *p)
 {
-	ctl_env_t *env = &p->w->env;
-	json_t *req = json_pack("{s:s}", "op", "status");
-	json_t *s = ctl_handle(env, req);
-	json_decref(req);
-	json_object_del(s, "ok");
-	answer_json(p, 200, s);
+	web_t *w = p->w;
+	uint64_t now = gh_mono_ms();
+	if (!w->status_cache || now - w->status_ms > 500) {
+		json_t *req = json_pack("{s:s}", "op", "status");
+		json_t *s = ctl_handle(&w->env, req);
+		json_decref(req);
+		json_object_del(s, "ok");
+		free(w->status_cache);
+		w->status_cache = json_dumps(s, JSON_COMPACT);
+		json_decref(s);
+		w->status_ms = now;
+	}
+	answer(p, 200, "application/json", w->status_cache ? strdup(w->status_cache) : NULL);
 }
 
 /* ?NAME=value into OUT ("" when absent) */
@@ -804,19 +816,36 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_SERVER_WRITEABLE: {
 		if (!c->count)
 			return 0;
-		char *m = c->q[c->head];
-		size_t n = strlen(m);
+		/* everything queued goes in one frame: one message alone, several
+		 * as a JSON array of messages (one TLS record instead of many) */
+		int k = c->count < 256 ? c->count : 256;
+		size_t n = 2;
+		for (int i = 0; i < k; i++)
+			n += strlen(c->q[(c->head + i) % WS_QUEUE]) + 1;
 		unsigned char *buf = malloc(LWS_PRE + n);
 		if (!buf)
 			return -1;
-		memcpy(buf + LWS_PRE, m, n);
-		int wr = lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_TEXT);
+		unsigned char *o = buf + LWS_PRE, *start = o;
+		if (k > 1)
+			*o++ = '[';
+		for (int i = 0; i < k; i++) {
+			char *m = c->q[c->head];
+			size_t ml = strlen(m);
+			if (i)
+				*o++ = ',';
+			memcpy(o, m, ml);
+			o += ml;
+			free(m);
+			c->q[c->head] = NULL;
+			c->head = (c->head + 1) % WS_QUEUE;
+			c->count--;
+		}
+		if (k > 1)
+			*o++ = ']';
+		size_t flen = (size_t)(o - start);
+		int wr = lws_write(wsi, start, flen, LWS_WRITE_TEXT);
 		free(buf);
-		free(m);
-		c->q[c->head] = NULL;
-		c->head = (c->head + 1) % WS_QUEUE;
-		c->count--;
-		if (wr < (int)n)
+		if (wr < (int)flen)
 			return -1;
 		if (c->count)
 			lws_callback_on_writable(wsi);
@@ -1125,6 +1154,7 @@ static void route(pss_t *p)
 		return;
 	}
 	if (p->method != LWSHUMETH_GET) {
+		w->status_ms = 0; /* a change: the next status is fresh */
 		char tok[80] = "";
 		if (lws_hdr_custom_copy(p->wsi, tok, sizeof tok, "x-csrf-token:", 13) != 64 ||
 		    CRYPTO_memcmp(tok, s->csrf, 64)) {
@@ -1608,6 +1638,7 @@ void web_free(web_t *w)
 	g_web = NULL;
 	json_decref(w->presence);
 	json_decref(w->boards);
+	free(w->status_cache);
 	if (!w->jobs)
 		free(w);
 }

@@ -101,15 +101,22 @@ class WSClient:
         data = self._need(n)
         return json.loads(data) if (b0 & 0x0F) == 1 else None
 
+    def messages(self, timeout=5):
+        """The next frame's messages (a frame holds one message, or a JSON
+        array of them)."""
+        m = self.recv(timeout)
+        return m if isinstance(m, list) else [m] if m else []
+
     def until(self, cond, timeout=5):
         end = time.time() + timeout
         while time.time() < end:
             try:
-                m = self.recv(max(0.1, end - time.time()))
+                ms = self.messages(max(0.1, end - time.time()))
             except (OSError, EOFError):
                 return None
-            if m and cond(m):
-                return m
+            for m in ms:
+                if m and cond(m):
+                    return m
         return None
 
     def close(self):

@@ -3,7 +3,7 @@
 import { useState } from '../vendor/hooks.module.js';
 import * as api from '../api.js';
 import {
-  html, useSession, can, useAll, useEntity, PageHead, DataTable, LoadError, notify, navigate, href,
+  html, useSession, can, useAll, useEntity, PageHead, DataTable, LoadError, navigate, href,
   fmtTime, opts, personName, aptLabel, invalidate, CRED_TYPES, PERSON_KINDS,
 } from '../lib/ui.js';
 import { EntitySection } from '../lib/crud.js';
