@@ -47,7 +47,7 @@ else
 Q := @
 endif
 
-.PHONY: all check check-unit check-san bench demo deps install deb clean help
+.PHONY: all check check-unit check-san bench demo deps install deb package-test clean help
 
 all: $(BINS)
 
@@ -58,6 +58,8 @@ help:
 	@echo "make bench    benchmarks (prints figures)"
 	@echo "make demo     daemon on a seeded site, decisions being made"
 	@echo "make install  DESTDIR=... PREFIX=/usr"
+	@echo "make deb      build gatehouse_$(VERSION)_<arch>.deb into dist/"
+	@echo "make package-test  root: build the .deb, install/upgrade/purge it in a debootstrap chroot"
 
 vpath %.c daemon drivers
 $(BUILD)/obj/%.o: %.c | $(BUILD)/obj
@@ -141,7 +143,16 @@ install: $(BINS)
 		$(DESTDIR)$(PREFIX)/share/gatehouse/profiles/; fi
 	cp -r web-ui/. $(DESTDIR)$(PREFIX)/share/gatehouse/web-ui/
 
+# The Debian package from this build (packaging/build-deb.sh; dpkg-dev).
+deb: $(BINS)
+	sh packaging/build-deb.sh $(BUILD) dist
+
+# Root only, needs a Debian mirror: builds the .deb, installs it into a
+# debootstrap chroot and checks files, user, first boot, upgrade, purge.
+package-test: $(BINS)
+	GH_BUILD=$(BUILD) sh tests/package/run.sh
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san dist
 
 -include $(wildcard $(BUILD)/obj/*.d)

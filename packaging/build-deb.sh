@@ -103,6 +103,8 @@ if [ -z "$SHLIBS" ]; then
 	echo "build-deb: dpkg-shlibdeps found no dependencies" >&2
 	exit 1
 fi
+# libwebsockets loads its libuv event loop as a plugin (dlopen): dpkg-shlibdeps cannot see it
+case $SHLIBS in *libwebsockets*) SHLIBS="$SHLIBS, libwebsockets-evlib-uv" ;; esac
 SIZE=$(du -s -k --exclude=DEBIAN "$R" | cut -f1)
 sed -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@MAINTAINER@|$MAINTAINER|" \
 	-e "s|@SIZE@|$SIZE|" -e "s|@SHLIBS@|$SHLIBS|" "$PKG/deb/control.in" >"$R/DEBIAN/control"

@@ -11,6 +11,9 @@ export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
 
+/** True when this tab logged in before (a reload): worth asking GET /me. */
+export const hasCsrf = () => !!sessionStorage.getItem(CSRF_KEY);
+
 export function setCsrf(token) {
   if (token) sessionStorage.setItem(CSRF_KEY, token);
   else sessionStorage.removeItem(CSRF_KEY);
@@ -101,15 +104,40 @@ export async function list(path, params = {}) {
   return { items: (data && data.items) || [], next: (data && data.next) || null };
 }
 
-/** Every item of a list, following `next` (capped: for pickers, not for logs). */
-export async function listAll(path, params = {}, cap = 2000) {
+/** Does ITEM have every field of FILTER (compared as text)? */
+export const matches = (filter) => (item) =>
+  Object.entries(filter).every(([k, v]) => v === undefined || v === null || v === '' || String(item[k] ?? '') === String(v));
+
+/**
+ * Items of a list that KEEP accepts, reading pages until WANT are found,
+ * the list ends or MAXPAGES were read: {items, next}. The filters are sent
+ * too; a server that ignores them still gives the right rows, only slower.
+ */
+export async function listWhere(path, params, keep, want = 50, maxPages = 25) {
+  let items = [];
+  let cursor = params.cursor || null;
+  let pages = 0;
+  do {
+    const page = await list(path, { ...params, cursor });
+    items = items.concat(page.items.filter(keep));
+    cursor = page.next;
+    pages++;
+  } while (cursor && items.length < want && pages < maxPages);
+  return { items, next: cursor };
+}
+
+/** Every item of a list matching its filters, following `next` (capped: for pickers, not for logs). */
+export async function listAll(path, params = {}, cap = 5000) {
   let out = [];
   let cursor = null;
+  let read = 0;
+  const keep = matches(params);
   do {
     const page = await list(path, { ...params, limit: 500, cursor });
-    out = out.concat(page.items);
+    out = out.concat(page.items.filter(keep));
+    read += page.items.length;
     cursor = page.next;
-  } while (cursor && out.length < cap);
+  } while (cursor && read < cap);
   return out;
 }
 

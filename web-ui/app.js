@@ -58,13 +58,21 @@ function App() {
       api.setCsrf(null);
       setAuth({ state: 'out', expired: true });
     });
-    api.get('/me', undefined, { noRedirect: true }).then(
-      (me) => {
-        api.setCsrf(me.csrf);
-        setAuth({ state: 'in', user: me.user, role: me.role });
-      },
-      () => setAuth({ state: 'out' }),
-    );
+    // A reloaded tab still has its CSRF token: ask whether the session lives.
+    // A fresh tab goes straight to the login page (no 401 in the console).
+    if (!api.hasCsrf()) setAuth({ state: 'out' });
+    else {
+      api.get('/me', undefined, { noRedirect: true }).then(
+        (me) => {
+          api.setCsrf(me.csrf);
+          setAuth({ state: 'in', user: me.user, role: me.role });
+        },
+        () => {
+          api.setCsrf(null);
+          setAuth({ state: 'out' });
+        },
+      );
+    }
     return () => window.removeEventListener('hashchange', on);
   }, []);
 
@@ -76,6 +84,7 @@ function App() {
     const offMsg = ws.subscribe((m) => {
       if (m.type === 'wan') setLive((l) => ({ ...l, wan: m.state }));
       if (m.type === 'emergency') setLive((l) => ({ ...l, emergency: !!m.on }));
+      if (m.type === 'hello') setLive((l) => ({ ...l, wan: m.wan || l.wan, emergency: !!m.emergency }));
     });
     const offState = ws.onState((conn) => setLive((l) => ({ ...l, conn })));
     return () => {
@@ -88,8 +97,11 @@ function App() {
   useEffect(() => {
     document.title = `${auth.state === 'in' ? (page ? page.title : 'Not found') : 'Log in'} - gatehouse`;
     const t = setTimeout(() => {
+      // never steal the focus from a field someone (or a test) already typed in
+      const a = document.activeElement;
+      const typing = a && a.closest('main') && a.matches('input, select, textarea');
       const h = document.getElementById('page-heading');
-      if (h && !document.querySelector('dialog[open]')) h.focus();
+      if (h && !typing && !document.querySelector('dialog[open]')) h.focus();
     }, 0);
     return () => clearTimeout(t);
   }, [route.page, auth.state]);

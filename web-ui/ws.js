@@ -1,4 +1,5 @@
-// The live stream (GET /api/v1/ws): JSON objects with a `type` field.
+// The live stream (GET /api/v1/ws): JSON objects with a `type` field; a
+// frame holds one message, or a JSON array of them when several were queued.
 // One socket for the whole app; pages subscribe. Reconnects with backoff
 // (1 s doubling to 30 s, with jitter) until stop() is called.
 
@@ -30,15 +31,17 @@ function connect() {
     setState('open');
   };
   sock.onmessage = (ev) => {
-    let msg;
+    let data;
     try {
-      msg = JSON.parse(ev.data);
+      data = JSON.parse(ev.data);
     } catch {
       return; // not JSON: nothing to show
     }
-    if (!msg || typeof msg !== 'object') return;
-    if (typeof msg.type !== 'string') msg = { type: 'unknown', ...msg };
-    for (const fn of listeners) fn(msg);
+    for (let msg of Array.isArray(data) ? data : [data]) {
+      if (!msg || typeof msg !== 'object' || Array.isArray(msg)) continue;
+      if (typeof msg.type !== 'string') msg = { type: 'unknown', ...msg };
+      for (const fn of listeners) fn(msg);
+    }
   };
   sock.onclose = () => {
     sock = null;

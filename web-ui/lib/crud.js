@@ -31,7 +31,10 @@ export function EntitySection({
     setLoading(true);
     setError(null);
     try {
-      const page = await api.list(api.entityPath(entities), { ...query, limit: pageSize, cursor });
+      const filtered = Object.keys(query).length > 0;
+      const page = filtered
+        ? await api.listWhere(api.entityPath(entities), { ...query, limit: 200, cursor }, api.matches(query), pageSize)
+        : await api.list(api.entityPath(entities), { limit: pageSize, cursor });
       setItems((old) => (cursor ? [...old, ...page.items] : page.items));
       setNext(page.next);
     } catch (e) {

@@ -77,7 +77,7 @@ function Control({ f, value, set, id, describedBy, invalid, disabled, tz, values
       return html`<select ...${common} value=${value === null || value === undefined ? '' : String(value)}
           onChange=${(e) => {
             const raw = e.target.value;
-            const o = f.options.find(([v]) => String(v) === raw);
+            const o = f.options.find(([v]) => (v === null ? '' : String(v)) === raw);
             set(o ? o[0] : raw);
           }}>
         ${f.options.map(([v, label]) => html`<option value=${v === null ? '' : String(v)}>${label}</option>`)}

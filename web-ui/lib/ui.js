@@ -14,9 +14,9 @@ export const html = htm.bind(h);
 export const Session = createContext({ user: null, role: 'viewer', settings: null });
 export const useSession = () => useContext(Session);
 
-// people: buildings, apartments, persons, credentials, groups, temp keys, import, messages
+// people: apartments, persons, credentials, groups, temp keys, import, messages
 // doors: open relays and board channels; emergency; alarms: solve
-// site: devices, MAC library, boards, parking lots, settings, users, maintenance commands
+// site: buildings, devices, MAC library, boards, parking lots, settings, users, maintenance commands
 const RIGHTS = {
   admin: ['people', 'doors', 'emergency', 'alarms', 'site'],
   manager: ['people', 'doors', 'emergency', 'alarms'],
@@ -406,8 +406,12 @@ export function PersonName({ id }) {
   return html`<span>${r.data ? personName(r.data) : id}</span>`;
 }
 
-/** Page heading: focused by the router after each navigation. */
-export function PageHead({ title, children }) {
+/** Page heading: focused by the router after each navigation (FOCUS: also when mounted). */
+export function PageHead({ title, children, focus }) {
+  useEffect(() => {
+    const h = document.getElementById('page-heading');
+    if (focus && h) h.focus();
+  }, []);
   return html`<div class="page-head">
     <h1 id="page-heading" tabindex="-1">${title}</h1>
     ${children}

@@ -1,4 +1,6 @@
-// Alarms: alarm records (GET /api/v1/logs/alarms), solve (POST /api/v1/alarms/{id}/solve).
+// Alarms: alarm records (GET /api/v1/logs/alarms, newest first), solve
+// (POST /api/v1/alarms/{id}/solve). The log has no "solved" filter: the
+// unsolved ones are picked here from the pages read.
 import { useState, useEffect } from '../vendor/hooks.module.js';
 import * as api from '../api.js';
 import * as ws from '../ws.js';
@@ -16,7 +18,9 @@ export function Alarms() {
   async function load(cursor) {
     setPage((p) => ({ ...p, loading: true, error: null }));
     try {
-      const r = await api.list('/logs/alarms', { result: only || undefined, limit: 50, cursor });
+      const r = only
+        ? await api.listWhere('/logs/alarms', { limit: 200, cursor }, (a) => !a.solved, 50, 10)
+        : await api.list('/logs/alarms', { limit: 50, cursor });
       setPage((p) => ({ items: cursor ? [...p.items, ...r.items] : r.items, next: r.next, loading: false, error: null }));
     } catch (error) {
       setPage((p) => ({ ...p, loading: false, error }));
@@ -28,8 +32,8 @@ export function Alarms() {
   }, [only]);
   // a new alarm on the live stream: offer to refresh rather than move rows under the user's hands
   useEffect(() => ws.subscribe((m) => {
-    const e = m.event || m;
-    if (m.type === 'alarm' || (m.type === 'event' && (e.type === 'alarm' || m.kind === 'alarm'))) setFresh((n) => n + 1);
+    const e = m.event || {};
+    if (m.type === 'event' && (m.log === 'alarm' || e.type === 'alarm')) setFresh((n) => n + 1);
   }), []);
 
   async function solve(a) {

@@ -116,8 +116,9 @@ export function Boards() {
   async function open(b, c) {
     const label = c.name || `channel ${c.channel}`;
     try {
-      await api.post(`/relay_boards/${encodeURIComponent(b.id)}/channels/${c.channel}/open`, {});
-      notify(`${label} of ${b.name || b.id} opened.`);
+      const r = await api.post(`/relay_boards/${encodeURIComponent(b.id)}/channels/${c.channel}/open`, {});
+      if (r && r.state === 'offline') notify(`${label} of ${b.name || b.id} did not open: the board is offline.`, 'error');
+      else notify(`${label} of ${b.name || b.id} opened.`);
     } catch (e) {
       notify(`${label} of ${b.name || b.id} did not open: ${e.message}`, 'error');
     }

@@ -55,7 +55,7 @@ export function Buildings({ query }) {
 
   return html`<div>
     <${PageHead} title="Buildings & apartments" />
-    <${EntitySection} entities="buildings" title="Buildings" singular="building" canEdit=${edit}
+    <${EntitySection} entities="buildings" title="Buildings" singular="building" canEdit=${can(role, 'site')}
       fields=${buildingFields} onChanged=${buildings.reload}
       columns=${[
         { label: 'Name', render: (b) => b.name },

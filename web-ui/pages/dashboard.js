@@ -79,10 +79,10 @@ export function Dashboard({ live, setLive }) {
         columns=${[
           { label: 'Board', render: (b) => html`<a href=${href('boards')}>${boardName(b.id)}</a>` },
           { label: 'State', render: (b) => html`<${Badge} on=${b.online} />` },
-          { label: 'Last error', render: (b) => b.last_error || '' },
+          { label: 'Last error', render: (b) => html`<span class="error-text">${b.last_error || ''}</span>` },
         ]} />
     </section>`}
-    <${EventFeed} devices=${devices} settings=${settings} />
+    <${EventFeed} devices=${devices} boardName=${boardName} settings=${settings} />
   </div>`;
 }
 
@@ -125,34 +125,56 @@ function EmergencyDialog({ on, onClose, onDone }) {
 
 /* ---- live feed: known message types in words, unknown ones as JSON ---- */
 
-function eventText(m, devName) {
-  const e = m.event && typeof m.event === 'object' ? m.event : m;
-  const kind = e === m ? m.kind || m.event_type || (m.data && m.data.type) || '' : e.type;
-  const d = e.data && typeof e.data === 'object' ? e.data : e;
-  const where = e.device || m.device ? ` at ${devName(e.device || m.device)}` : '';
+const DOOR_TYPES = { call: 'Call', door_release: 'Release', door_close: 'Closed' };
+const words = (s) => String(s || '').replace(/_/g, ' ');
+
+// An event is a new log row ({"log":"door"|"alarm"|"call", ...its columns,
+// "log_type"}) or a device event as CLOUD.md sends it ({"event":{type,data}}).
+function eventText(m, devName, boardName) {
+  let kind;
+  let d;
+  if (m.log) {
+    kind = m.log;
+    d = m;
+  } else {
+    const e = m.event && typeof m.event === 'object' ? m.event : m;
+    kind = e === m ? m.kind : e.type;
+    d = { device: e.device, ...(e.data && typeof e.data === 'object' ? e.data : e) };
+  }
+  const where = d.device ? ` at ${devName(d.device)}` : d.board ? ` at ${boardName(d.board)} channel ${d.channel}` : '';
   const apt = d.apt ? ` APT ${d.apt}` : '';
+  const reason = d.reason ? ` (${words(d.reason)})` : '';
   switch (kind) {
-    case 'access':
-      return `${METHODS[d.method] || d.method || 'Access'} ${d.result || ''}${apt}${where}${d.reason ? ` (${d.reason})` : ''}`;
     case 'door':
-      if (d.result) return `Door ${d.type === 'door_close' ? 'closed' : 'release'} ${d.result}${where}${d.initiator ? ` by ${d.initiator}` : ''}${d.reason ? ` (${d.reason})` : ''}`;
+      if (d.result) {
+        const by = d.initiator ? ` by ${d.initiator}` : '';
+        const how = d.method ? `, ${METHODS[d.method] || d.method}` : '';
+        return `${DOOR_TYPES[d.log_type || d.type] || 'Door'} ${d.result}${apt}${where}${by}${how}${reason}`;
+      }
       return `Door${d.relay ? ` (relay ${d.relay})` : ''} ${d.state || ''}${where}`;
+    case 'access':
+      return `${METHODS[d.method] || d.method || 'Access'} ${d.result || ''}${apt}${where}${reason}`;
     case 'call':
-      return `Call ${d.phase || ''}${d.to ? ` to ${d.to}` : ''}${where}${d.duration ? `, ${d.duration} s` : ''}`;
+      return `Call ${d.phase || ''}${d.caller ? ` from ${d.caller}` : where}${d.receiver || d.to ? ` to ${d.receiver || d.to}` : ''}${d.duration ? `, ${fmtDuration(d.duration)}` : ''}`;
     case 'alarm':
-      return `${d.kind || ''} alarm ${d.state || ''}${where}${d.zone ? `, zone ${d.zone}` : ''}`;
-    default:
-      return `${kind || 'event'}${where}: ${brief(d === m ? Object.fromEntries(Object.entries(m).filter(([k]) => k !== 'type')) : d)}`;
+      return `${words(d.kind)} alarm ${d.state || ''}${where}${d.zone ? `, zone ${d.zone}` : ''}`;
+    default: {
+      const { type, ...rest } = d;
+      return `${kind || 'event'}${where}: ${brief(type === 'event' ? rest : d)}`;
+    }
   }
 }
 
-function describe(m, devName) {
+const LOG_LABELS = { door: 'Door', alarm: 'Alarm', call: 'Call' };
+
+function describe(m, devName, boardName) {
   switch (m.type) {
-    case 'event': return ['Event', eventText(m, devName)];
+    case 'event': return [LOG_LABELS[m.log] || 'Event', eventText(m, devName, boardName)];
     case 'device': return ['Device', `${devName(m.mac)} is ${m.online ? 'online' : 'offline'}`];
-    case 'board': return ['Board', `${m.id} is ${m.online ? 'online' : 'offline'}${m.last_error ? `: ${m.last_error}` : ''}`];
+    case 'board': return ['Board', `${boardName(m.id)} is ${m.online ? 'online' : 'offline'}${m.last_error ? `: ${m.last_error}` : ''}`];
     case 'wan': return ['Cloud', `connection ${m.state}`];
     case 'emergency': return ['Emergency', m.on ? 'emergency unlock ON' : 'emergency unlock off'];
+    case 'hello': return ['Live', 'connected to the gateway'];
     default: {
       const { type, ...rest } = m;
       return [type, brief(rest)];
@@ -160,7 +182,7 @@ function describe(m, devName) {
   }
 }
 
-function EventFeed({ devices, settings }) {
+function EventFeed({ devices, boardName, settings }) {
   const [items, setItems] = useState([]);
   const [paused, setPaused] = useState(false);
   const held = useRef([]);
@@ -186,10 +208,10 @@ function EventFeed({ devices, settings }) {
     </div>
     <ol class="event-feed" data-test="event-feed" aria-live=${paused ? 'off' : 'polite'} aria-relevant="additions">
       ${items.map(({ n, at, m }) => {
-        const [label, text] = describe(m, devName);
-        return html`<li key=${n} data-type=${m.type}>
+        const [label, text] = describe(m, devName, boardName);
+        return html`<li key=${n} data-type=${m.type} data-log=${m.log}>
           <span class="when">${fmtTime(m.ts || (m.event && m.event.ts) || at, settings).split(' ')[1]}</span>
-          <span class=${`kind k-${m.type}`}>${label}</span> <span class="what">${text}</span>
+          <span class=${`kind k-${m.log || m.type}`}>${label}</span> <span class="what">${text}</span>
         </li>`;
       })}
     </ol>

@@ -108,8 +108,10 @@ export function Devices() {
 
   async function open(d, n) {
     try {
-      await api.post(`/devices/${encodeURIComponent(d.id)}/relays/${n}/open`, {});
-      notify(`Relay ${n} of ${d.name} opened.`);
+      const r = await api.post(`/devices/${encodeURIComponent(d.id)}/relays/${n}/open`, {});
+      // {"ok":true,"state":"sent"|"offline"}: a device opens its relay when it gets the command
+      if (r && r.state === 'offline') notify(`Relay ${n} of ${d.name} did not open: it is offline.`, 'error');
+      else notify(`Open sent to relay ${n} of ${d.name}.`);
     } catch (e) {
       notify(`Relay ${n} of ${d.name} did not open: ${e.message}`, 'error');
     }
@@ -131,10 +133,10 @@ export function Devices() {
         { label: 'Type', render: (d) => DEVICE_TYPES[d.type] || d.type },
         { label: 'Location', render: (d) => html`<${Location} d=${d} buildings=${buildings} />` },
         { label: 'State', render: (d) => html`<span data-test="device-state"><${Badge} on=${online[d.id] ?? d.online} /></span>` },
-        { label: 'Open', render: (d) => (doors && (d.relays || []).length ? html`<div class="row-actions">
+        ...(!doors ? [] : [{ label: 'Open', render: (d) => ((d.relays || []).length ? html`<div class="row-actions">
           ${d.relays.map((r) => html`<button type="button" class="open" data-test="open-relay" data-mac=${d.id} data-relay=${r.n}
             aria-label=${`Open ${r.name || `relay ${r.n}`} of ${d.name}`} onClick=${() => open(d, r.n)}>Open ${r.name || `relay ${r.n}`}</button>`)}
-        </div>` : '') },
+        </div>` : '') }]),
       ]}
       actions=${(d) => (site || (messages && Number(d.type) === 2)) && html`<button type="button" data-test="device-command" data-mac=${d.id}
         aria-label=${`Send a command to ${d.name}`} onClick=${() => setCommand(d)}>Command</button>`} />

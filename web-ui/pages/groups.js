@@ -37,7 +37,10 @@ function PersonPicker({ add, exclude, idBase }) {
   const [kind, setKind] = useState('staff');
   const [apt, setApt] = useState(null);
   const [pick, setPick] = useState('');
-  const found = useAsync(() => api.list('/persons', { kind: apt ? undefined : kind, apartment: apt || undefined, limit: 200 }), [kind, apt]);
+  const found = useAsync(() => {
+    const filter = apt ? { apartment: apt } : { kind };
+    return api.listWhere('/persons', { ...filter, limit: 200 }, api.matches(filter), 200);
+  }, [kind, apt]);
   const people = ((found.data && found.data.items) || []).filter((p) => !exclude.includes(p.id));
   return html`<div class="inline wrap">
     <div class="sub-field"><label for=${`${idBase}-kind`}>Kind</label>

@@ -1,17 +1,28 @@
 // Logs: door, calls, alarms, audit, detections; filters, paging, CSV export.
 import { useState, useEffect } from '../vendor/hooks.module.js';
 import * as api from '../api.js';
+import { AptPicker } from '../lib/pickers.js';
 import {
   html, useSession, useAll, PageHead, DataTable, LoadError, href, fmtTime, fromLocalInput, toLocalInput,
   fmtDuration, brief, METHODS,
 } from '../lib/ui.js';
 
+// The filters each log offers (the server answers 400 to any other):
+// `type` is the door log type, the call phase, the alarm or detection kind,
+// the audit action; `result` is the door result or the alarm state.
 const KINDS = {
-  door: { title: 'Door logs', types: [['call', 'Call'], ['door_release', 'Door release'], ['door_close', 'Door close']], results: [['success', 'Success'], ['failed', 'Failed'], ['offline', 'Offline']] },
-  calls: { title: 'Call history', types: [] },
-  alarms: { title: 'Alarm records', types: [['emergency', 'Emergency / fire'], ['tamper', 'Tamper'], ['arming', 'Arming']], results: [['unsolved', 'Unsolved'], ['solved', 'Solved']] },
-  audit: { title: 'Audit log', types: [['create', 'Create'], ['update', 'Update'], ['delete', 'Delete'], ['reset', 'Reset'], ['open', 'Door open'], ['emergency', 'Emergency'], ['login', 'Login']] },
-  detections: { title: 'Detections', types: [['motion', 'Motion'], ['package_in', 'Package in'], ['package_out', 'Package out']] },
+  door: { title: 'Door logs', filters: ['building', 'apt', 'device'],
+    types: [['call', 'Call'], ['door_release', 'Door release'], ['door_close', 'Door close']],
+    results: [['success', 'Success'], ['failed', 'Failed'], ['offline', 'Offline']] },
+  calls: { title: 'Call history', filters: ['apartment', 'device'],
+    types: [['start', 'Started'], ['answered', 'Answered'], ['end', 'Ended']], typeLabel: 'Phase' },
+  alarms: { title: 'Alarm records', filters: ['apartment', 'device'],
+    types: [['emergency', 'Emergency / fire'], ['tamper', 'Tamper'], ['arming', 'Arming'], ['motion', 'Motion']], typeLabel: 'Alarm',
+    results: [['triggered', 'Triggered'], ['cleared', 'Cleared']], resultLabel: 'State' },
+  audit: { title: 'Audit log', filters: [], typeLabel: 'Action',
+    types: [['create', 'Create'], ['update', 'Update'], ['delete', 'Delete'], ['reset', 'Reset'], ['open', 'Door open'], ['solve', 'Alarm solved'], ['emergency', 'Emergency'], ['login', 'Login']] },
+  detections: { title: 'Detections', filters: ['apartment', 'device'], typeLabel: 'Detection',
+    types: [['motion', 'Motion'], ['package_in', 'Package in'], ['package_out', 'Package out']] },
 };
 
 const json = (v) => {
@@ -24,7 +35,7 @@ const json = (v) => {
 };
 
 function columns(kind, settings, dev) {
-  const time = { label: 'Time', render: (r) => fmtTime(r.ts, settings) };
+  const time = { label: 'Time', render: (r) => html`<span class="nowrap">${fmtTime(r.ts, settings)}</span>` };
   const apt = { label: 'Apartment', render: (r) => (r.apt ? `APT ${r.apt}` : r.apartment || '') };
   const device = { label: 'Device', render: (r) => dev(r.device) };
   switch (kind) {
@@ -34,7 +45,7 @@ function columns(kind, settings, dev) {
       apt,
       { label: 'Initiated by', render: (r) => r.initiator || r.person || '' },
       { label: 'Method', render: (r) => METHODS[r.method] || r.method || '' },
-      { label: 'Result', render: (r) => html`<span class=${r.result === 'success' ? 'ok-text' : 'error-text'}>${r.result}</span>${r.reason ? ` (${r.reason})` : ''}` }];
+      { label: 'Result', render: (r) => html`<span class=${r.result === 'success' ? 'ok-text' : 'error-text'}>${r.result}</span>${r.reason ? ` (${r.reason.replace(/_/g, ' ')})` : ''}` }];
     case 'calls': return [time,
       { label: 'Caller', render: (r) => r.caller || dev(r.device) },
       { label: 'Receiver', render: (r) => r.receiver || '' }, apt,
@@ -108,19 +119,21 @@ function LogView({ kind }) {
         <input type="datetime-local" id="lf-from" data-test="filter-from" value=${form.from ? toLocalInput(form.from, tz) : ''} onInput=${setTime('from')} /></div>
       <div class="sub-field"><label for="lf-to">To</label>
         <input type="datetime-local" id="lf-to" data-test="filter-to" value=${form.to ? toLocalInput(form.to, tz) : ''} onInput=${setTime('to')} /></div>
-      ${k.types.length > 0 && html`<div class="sub-field"><label for="lf-type">Type</label>
+      <div class="sub-field"><label for="lf-type">${k.typeLabel || 'Type'}</label>
         <select id="lf-type" data-test="filter-type" value=${form.type || ''} onChange=${set('type')}>
-          <option value="">All</option>${k.types.map(([v, l]) => html`<option value=${v}>${l}</option>`)}</select></div>`}
-      ${kind !== 'audit' && html`
-        <div class="sub-field"><label for="lf-building">Building</label>
-          <select id="lf-building" data-test="filter-building" value=${form.building || ''} onChange=${set('building')}>
-            <option value="">All</option>${buildings.items.map((b) => html`<option value=${b.id}>${b.name}</option>`)}</select></div>
-        <div class="sub-field"><label for="lf-apt">APT</label>
-          <input id="lf-apt" data-test="filter-apt" class="narrow" value=${form.apt || ''} onInput=${set('apt')} /></div>
-        <div class="sub-field"><label for="lf-device">Device</label>
-          <select id="lf-device" data-test="filter-device" value=${form.device || ''} onChange=${set('device')}>
-            <option value="">All</option>${devices.items.map((d) => html`<option value=${d.id}>${d.name}</option>`)}</select></div>`}
-      ${k.results && html`<div class="sub-field"><label for="lf-result">Result</label>
+          <option value="">All</option>${k.types.map(([v, l]) => html`<option value=${v}>${l}</option>`)}</select></div>
+      ${k.filters.includes('building') && html`<div class="sub-field"><label for="lf-building">Building</label>
+        <select id="lf-building" data-test="filter-building" value=${form.building || ''} onChange=${set('building')}>
+          <option value="">All</option>${buildings.items.map((b) => html`<option value=${b.id}>${b.name}</option>`)}</select></div>`}
+      ${k.filters.includes('apt') && html`<div class="sub-field"><label for="lf-apt">APT</label>
+        <input id="lf-apt" data-test="filter-apt" class="narrow" value=${form.apt || ''} onInput=${set('apt')} /></div>`}
+      ${k.filters.includes('apartment') && html`<div class="sub-field"><label for="lf-apartment">Apartment</label>
+        <${AptPicker} id="lf-apartment" value=${form.apartment || null} set=${(v) => setForm({ ...form, apartment: v })}
+          common=${{ id: 'lf-apartment', 'data-test': 'filter-apartment' }} /></div>`}
+      ${k.filters.includes('device') && html`<div class="sub-field"><label for="lf-device">Device</label>
+        <select id="lf-device" data-test="filter-device" value=${form.device || ''} onChange=${set('device')}>
+          <option value="">All</option>${devices.items.map((d) => html`<option value=${d.id}>${d.name}</option>`)}</select></div>`}
+      ${k.results && html`<div class="sub-field"><label for="lf-result">${k.resultLabel || 'Result'}</label>
         <select id="lf-result" data-test="filter-result" value=${form.result || ''} onChange=${set('result')}>
           <option value="">All</option>${k.results.map(([v, l]) => html`<option value=${v}>${l}</option>`)}</select></div>`}
       <div class="actions">

@@ -68,7 +68,7 @@ function PersonList({ query }) {
   const setFilter = (k, v) => navigate('people', { ...query, [k]: v || undefined });
 
   return html`<div>
-    <${PageHead} title="People & credentials" />
+    <${PageHead} title="People & credentials" focus />
     <${EntitySection} key=${round} entities="persons" title="People" singular="person" canEdit=${edit}
       query=${filter} name=${personName} fields=${personFields(buildings)} beforeSave=${beforeSavePerson}
       defaults=${{ kind: query.apartment ? 'resident' : 'staff', apartment: query.apartment || null, active: true, landlines: [], floors: [] }}
@@ -103,7 +103,7 @@ function PersonDetail({ id }) {
   const p = useEntity('persons', id);
   const person = p.data;
   return html`<div>
-    <${PageHead} title=${person ? personName(person) : 'Person'}>
+    <${PageHead} title=${person ? personName(person) : 'Person'} focus>
       <a href=${href('people', person && person.apartment ? { apartment: person.apartment } : {})} data-test="back-to-people">Back to people</a>
     </${PageHead}>
     <${LoadError} error=${p.error} retry=${p.reload} />
@@ -150,9 +150,10 @@ function Import({ onDone }) {
       setReport(r || {});
       onDone();
     } catch (err) {
+      // a refused import answers 422 with the report itself as the body
       const body = err.body || {};
       const rep = body.report || (Array.isArray(body.errors) ? body : null);
-      if (rep) setReport({ ...rep, refused: true, message: err.message });
+      if (rep) setReport({ ...rep, refused: true, message: body.error && body.error.message });
       else setError(err.message);
     }
     setBusy(false);
@@ -160,8 +161,7 @@ function Import({ onDone }) {
   return html`<section class="section" aria-labelledby="import-head">
     <div class="section-head"><h2 id="import-head">Import residents (CSV)</h2></div>
     <p>Use the residents template of the manuals, saved from a spreadsheet as <strong>CSV UTF-8</strong> (comma separated).
-      Columns are matched by name: Building, Apt and First Name are required.
-      <a href="residents-template.csv" download data-test="import-template">Download the template</a>.</p>
+      Columns are matched by name: Building, Apt and First Name are required. <a href="residents-template.txt" download="residents-template.csv" data-test="import-template">Download the template</a>.</p>
     <form onSubmit=${run} novalidate data-test="import-form">
       <div class="field">
         <label for="import-file">CSV file</label>
