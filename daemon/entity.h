@@ -63,6 +63,13 @@ int ent_delete(store_t *st, ent_t e, const char *id, const ent_ctx_t *ctx, gh_er
 /* A page of entities ordered by id, after CURSOR (NULL = first page).
  * *out: a JSON array. */
 int ent_list(store_t *st, ent_t e, const char *cursor, int limit, json_t **out, gh_err_t *err);
+/* The same, keeping only entities whose KEYS[i] equals VALS[i] (N filters;
+ * the names each kind offers: building, apartment, person, kind, type,
+ * temp_key, bus). 400 naming the filter a kind does not offer. */
+int ent_list_where(store_t *st, ent_t e, const char *const *keys, const char *const *vals, int n,
+		   const char *cursor, int limit, json_t **out, gh_err_t *err);
+/* Every filter name of ent_list_where, NULL-terminated. */
+extern const char *const ent_list_keys[];
 /* 1 if entity E with ID exists, 0 if not, -1 on a database error. */
 int ent_exists_pub(store_t *st, ent_t e, const char *id);
 /* The cloud applied a local change of entity E: it now carries the cloud's

@@ -411,6 +411,38 @@ static void urlarg(struct lws *wsi, const char *name, char *out, int len)
 	snprintf(out, (size_t)len, "%s", v ? v : "");
 }
 
+/* Device items carry what the box knows of them (read-only, never stored
+ * in the entity): "online" and "presence" {online, last_seen, model, fw, ip}
+ * from the MQTT link (the entity's own "ip" is the configured one). */
+static void add_presence(web_t *w, json_t *items)
+{
+	sqlite3_stmt *q = store_stmt(w->st, "SELECT online, last_seen, model, fw, ip FROM presence WHERE device = ?");
+	size_t i;
+	json_t *d;
+	json_array_foreach(items, i, d) {
+		json_t *pr = json_object();
+		if (q) {
+			sqlite3_bind_text(q, 1, json_string_value(json_object_get(d, "id")), -1, SQLITE_TRANSIENT);
+			if (sqlite3_step(q) == SQLITE_ROW) {
+				json_object_set_new(pr, "online", json_boolean(sqlite3_column_int(q, 0)));
+				json_object_set_new(pr, "last_seen", json_integer(sqlite3_column_int64(q, 1)));
+				static const char *const f[] = { "model", "fw", "ip" };
+				for (int c = 0; c < 3; c++)
+					if (sqlite3_column_type(q, c + 2) == SQLITE_TEXT)
+						json_object_set_new(pr, f[c],
+								    json_string((const char *)sqlite3_column_text(q, c + 2)));
+			}
+			sqlite3_reset(q);
+		}
+		if (!json_object_get(pr, "online")) {
+			json_object_set_new(pr, "online", json_false());
+			json_object_set_new(pr, "last_seen", json_null());
+		}
+		json_object_set(d, "online", json_object_get(pr, "online"));
+		json_object_set_new(d, "presence", pr);
+	}
+}
+
 static void api_entities(pss_t *p, session_t *s, ent_t e, const char *id, const char *rest)
 {
 	web_t *w = p->w;
@@ -470,10 +502,17 @@ static void api_entities(pss_t *p, session_t *s, ent_t e, const char *id, const 
 	if (p->method == LWSHUMETH_GET) {
 		json_t *out = NULL;
 		if (id || e == ENT_SETTINGS) {
-			if (ent_get(w->st, e, e == ENT_SETTINGS ? "site" : id, &out, &err))
+			if (ent_get(w->st, e, e == ENT_SETTINGS ? "site" : id, &out, &err)) {
 				answer_err(p, &err);
-			else
-				answer_json(p, 200, out);
+				return;
+			}
+			if (e == ENT_DEVICE) {
+				json_t *one = json_pack("[o]", out);
+				add_presence(w, one);
+				out = json_incref(json_array_get(one, 0));
+				json_decref(one);
+			}
+			answer_json(p, 200, out);
 			return;
 		}
 		char cursor[128] = "", lim[16] = "";
@@ -484,10 +523,23 @@ static void api_entities(pss_t *p, session_t *s, ent_t e, const char *id, const 
 			answer_error(p, 400, "invalid", "limit", "limit must be 1..1000");
 			return;
 		}
-		if (ent_list(w->st, e, cursor[0] ? cursor : NULL, limit + 1, &out, &err)) {
+		const char *keys[8], *vals[8];
+		char fv[8][128];
+		int nf = 0;
+		for (int k = 0; ent_list_keys[k] && nf < 8; k++) {
+			urlarg(p->wsi, ent_list_keys[k], fv[nf], sizeof fv[nf]);
+			if (fv[nf][0]) {
+				keys[nf] = ent_list_keys[k];
+				vals[nf] = fv[nf];
+				nf++;
+			}
+		}
+		if (ent_list_where(w->st, e, keys, vals, nf, cursor[0] ? cursor : NULL, limit + 1, &out, &err)) {
 			answer_err(p, &err);
 			return;
 		}
+		if (e == ENT_DEVICE)
+			add_presence(w, out);
 		json_t *next = json_null();
 		if (json_array_size(out) > (size_t)limit) {
 			json_array_remove(out, (size_t)limit);
@@ -968,6 +1020,18 @@ static void api_logs(pss_t *p, const char *which)
 		}
 		n += snprintf(sql + n, sizeof sql - (size_t)n, " AND %s = ?%d", cols[k], 10 + nb);
 		binds[nb++] = v[k];
+	}
+	char solved[8];
+	urlarg(p->wsi, "solved", solved, sizeof solved);
+	if (solved[0]) {
+		int yes = !strcmp(solved, "1") || !strcmp(solved, "true");
+		if (strcmp(ls->name, "alarms") || (!yes && strcmp(solved, "0") && strcmp(solved, "false"))) {
+			answer_error(p, 400, "invalid", "solved",
+				     strcmp(ls->name, "alarms") ? "only the alarm log has a solved filter"
+								: "solved is 1 or 0 (true or false)");
+			return;
+		}
+		n += snprintf(sql + n, sizeof sql - (size_t)n, " AND solved = %d", yes);
 	}
 	if (cursor > 0)
 		n += snprintf(sql + n, sizeof sql - (size_t)n, " AND id < ?3");

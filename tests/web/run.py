@@ -180,6 +180,51 @@ try:
     ok("and the cursor walks them all once", seen == sorted(seen) and len(seen) == 6, seen)
     st, j, _, _ = admin.req("DELETE", "/api/v1/buildings/z0")
     ok("delete: 204", st == 204)
+    admin.req("POST", "/api/v1/apartments", {"id": "a201", "building": "z1", "apt": "201"})
+    admin.req("POST", "/api/v1/apartments", {"id": "a202", "building": "z1", "apt": "202"})
+    admin.req("POST", "/api/v1/persons", {"id": "p3", "kind": "resident", "apartment": "a201", "first_name": "Cy"})
+    admin.req("POST", "/api/v1/persons", {"id": "p2", "kind": "family", "apartment": "a201", "first_name": "Bo"})
+    admin.req("POST", "/api/v1/credentials", {"id": "c3", "person": "p2", "type": "pin", "code": "5511"})
+    admin.req("POST", "/api/v1/credentials", {"id": "c4", "person": "p3", "type": "rf", "code": "00AABB01"})
+    ids = lambda j: [x["id"] for x in j["items"]]
+    st, j, _, _ = admin.req("GET", "/api/v1/apartments?building=z1")
+    ok("list filter: apartments of a building", st == 200 and ids(j) == ["a201", "a202"], j)
+    st, j, _, _ = admin.req("GET", "/api/v1/persons?apartment=a201&kind=family")
+    ok("list filters combine: persons of an apartment and a kind", st == 200 and ids(j) == ["p2"], j)
+    st, j, _, _ = admin.req("GET", "/api/v1/persons?building=z1")
+    ok("persons of a building (through their apartment)", st == 200 and ids(j) == ["p2", "p3"], j)
+    st, j, _, _ = admin.req("GET", "/api/v1/credentials?person=p3&limit=1")
+    ok("credentials of a person", st == 200 and ids(j) == ["c4"] and j["next"] is None, j)
+    st, j, _, _ = admin.req("GET", "/api/v1/apartments?building=z1&limit=1&cursor=a201")
+    ok("a filtered list pages with its cursor", st == 200 and ids(j) == ["a202"], j)
+    st, j, _, _ = admin.req("GET", "/api/v1/persons?apartment=nowhere")
+    ok("a filter matching nothing: an empty page", st == 200 and j["items"] == [] and j["next"] is None, j)
+    st, j, _, _ = admin.req("GET", "/api/v1/buildings?person=p1")
+    ok("a filter the kind does not offer: 400 naming it", st == 400 and j["error"]["field"] == "person", j)
+    st, j, _, _ = admin.req("GET", "/api/v1/persons?apartment=a201'%20OR%201=1--")
+    ok("a filter value is data, never SQL", st == 200 and j["items"] == [], j)
+    admin.req("POST", "/api/v1/macs", {"id": "0C1105E0AA01"})
+    st, j, _, _ = admin.req("POST", "/api/v1/devices", {"id": "0C1105E0AA01", "type": 0, "name": "Gate",
+                                                        "relays": [{"n": 1, "name": "Door"}]})
+    ok("a device is created", st == 201, j)
+    st, j, _, _ = admin.req("GET", "/api/v1/devices")
+    d = j["items"][0] if st == 200 and j["items"] else {}
+    ok("device items say whether the device is online (never seen: offline)",
+       d.get("online") is False and d.get("presence", {}).get("last_seen", 1) is None, d)
+    con = __import__("sqlite3").connect(os.path.join(T, "site.db"), timeout=10)
+    con.execute("INSERT INTO presence(device, online, model, fw, ip, last_seen, since) "
+                "VALUES ('0C1105E0AA01', 1, 'R29', '29.1.2', '10.0.0.7', 1700000000, 1700000000)")
+    con.commit()
+    con.close()
+    st, d, _, _ = admin.req("GET", "/api/v1/devices/0C1105E0AA01")
+    ok("and what the device link knows of it", st == 200 and d.get("online") is True and
+       d["presence"] == {"online": True, "last_seen": 1700000000, "model": "R29", "fw": "29.1.2", "ip": "10.0.0.7"}, d)
+    d["name"] = "Main gate"
+    st, j, _, _ = admin.req("PUT", "/api/v1/devices/0C1105E0AA01", d)
+    ok("an item read back can be written back; presence is not stored in it",
+       st == 200 and j.get("name") == "Main gate" and "presence" not in j, j)
+    admin.req("DELETE", "/api/v1/devices/0C1105E0AA01")
+    admin.req("DELETE", "/api/v1/macs/0C1105E0AA01")
     aud = subprocess.run(["sqlite3", os.path.join(T, "site.db"),
                           "SELECT actor, action, entity, eid FROM audit_logs WHERE eid = 'b1'"],
                          capture_output=True, text=True).stdout
@@ -192,13 +237,13 @@ try:
     mgr, vic = Client(), Client()
     mgr.login("max", "pw-of-max-123")
     vic.login("vic", "pw-of-vic-123")
-    st, j, _, _ = vic.req("GET", "/api/v1/persons")
+    st, j, _, _ = vic.req("GET", "/api/v1/persons?apartment=a101")
     ok("a viewer reads", st == 200 and len(j["items"]) == 1, j)
     st, j, _, _ = vic.req("POST", "/api/v1/persons", {"kind": "resident", "apartment": "a101", "first_name": "V"})
     ok("a viewer cannot change anything: 403", st == 403, j)
     st, j, _, _ = vic.req("POST", "/api/v1/emergency", {"state": "on"})
     ok("nor start an emergency", st == 403, j)
-    st, j, _, _ = mgr.req("POST", "/api/v1/persons", {"id": "p2", "kind": "resident", "apartment": "a101",
+    st, j, _, _ = mgr.req("POST", "/api/v1/persons", {"id": "p9", "kind": "resident", "apartment": "a101",
                                                       "first_name": "Ben"})
     ok("a manager adds people", st == 201, j)
     st, j, _, _ = mgr.req("POST", "/api/v1/relay_boards", {"id": "rb", "profile": "HF-8000", "mode": "ethernet",
@@ -278,6 +323,12 @@ try:
     al = vic.req("GET", "/api/v1/logs/alarms")[1]["items"][0]
     ok("solved, by whom", al["solved"] == 1 and al["solved_by"] == "max", al)
     ok("solving it again: 404", mgr.req("POST", "/api/v1/alarms/%d/solve" % aid, {})[0] == 404)
+    st, j, _, _ = vic.req("GET", "/api/v1/logs/alarms?solved=0")
+    ok("the alarm log filters unsolved alarms", st == 200 and j["items"] == [], j)
+    st, j, _, _ = vic.req("GET", "/api/v1/logs/alarms?solved=1")
+    ok("and solved ones", st == 200 and [x["id"] for x in j["items"]] == [aid], j)
+    st, j, _, _ = vic.req("GET", "/api/v1/logs/door?solved=1")
+    ok("solved is the alarm log's filter only: 400", st == 400 and j["error"]["field"] == "solved", j)
 
     print("== web: the live websocket")
     ws = WS(Client())
