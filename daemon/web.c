@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "dynsec.h"
 #include "engine.h"
 #include "entity.h"
 #include "import.h"
@@ -56,7 +57,8 @@ struct web {
 	failrec_t fails[128];
 	uint64_t idle_ms, max_ms;
 	int metrics_any;
-	int jobs, stopping; /* logins on the thread pool; freed after the last */
+	int jobs, stopping; /* logins, broker accounts on the thread pool; freed after the last */
+	const gh_config_t *cfg; /* the daemon's, outlives the server */
 	int https_port;
 	char *status_cache;
 	uint64_t status_ms;
@@ -106,12 +108,21 @@ typedef struct pss {
 	login_job_t *job;
 } pss_t;
 
+/* work on the thread pool for a request: a password check, or a device's
+ * broker account */
+enum { JOB_LOGIN, JOB_ACCT_CREATE, JOB_ACCT_PASSWD, JOB_ACCT_DELETE };
 struct login_job {
 	uv_work_t work;
 	pss_t *pss; /* NULL once the connection closed */
 	web_t *w;
+	int kind;
 	char user[65], password[256], hash[200], role[16], peer[64];
 	int found, ok;
+	/* broker accounts */
+	char mac[16];
+	json_t *entity;
+	gh_err_t err;
+	int rc;
 };
 
 static web_t *g_web; /* the callbacks reach the server through the vhost user data too */
@@ -411,6 +422,99 @@ static void urlarg(struct lws *wsi, const char *name, char *out, int len)
 	snprintf(out, (size_t)len, "%s", v ? v : "");
 }
 
+/* A device's broker account ([mqtt] manage_accounts, MQTT.md: username =
+ * MAC, a password issued here, a role confining it to its own topics): a
+ * short dynamic-security session on the thread pool, off the loop. */
+static void acct_work(uv_work_t *req)
+{
+	login_job_t *j = req->data;
+	const gh_config_t *c = j->w->cfg;
+	char gwpw[256] = "";
+	if (c->mqtt_password_file[0] && config_read_secret(c->mqtt_password_file, gwpw, sizeof gwpw)) {
+		j->rc = gh_err(&j->err, 500, "config", "", "cannot read [mqtt] password_file");
+		return;
+	}
+	dynsec_conn_t dc = { .host = c->mqtt_host, .port = c->mqtt_port, .username = c->mqtt_username,
+			     .password = gwpw[0] ? gwpw : NULL, .tls_ca = c->mqtt_tls_ca[0] ? c->mqtt_tls_ca : NULL };
+	j->rc = dynsec_account(&dc, j->mac, j->kind == JOB_ACCT_DELETE ? NULL : j->password, &j->err);
+	OPENSSL_cleanse(gwpw, sizeof gwpw);
+}
+
+static void acct_done(uv_work_t *req, int status)
+{
+	login_job_t *j = req->data;
+	(void)status;
+	web_t *w = j->w;
+	if (--w->jobs == 0 && !g_web) {
+		OPENSSL_cleanse(j->password, sizeof j->password);
+		json_decref(j->entity);
+		free(w);
+		free(j);
+		return;
+	}
+	if (w->stopping)
+		j->pss = NULL;
+	if (j->rc)
+		log_err("web", "broker account of device %s: %s", j->mac, j->err.message);
+	else
+		log_info("web", "broker account of device %s %s by %s", j->mac,
+			 j->kind == JOB_ACCT_DELETE ? "removed" : j->kind == JOB_ACCT_CREATE ? "created" : "given a new password",
+			 j->user);
+	if (j->rc && j->kind == JOB_ACCT_CREATE) {
+		/* a device is registered with its account or not at all */
+		ent_ctx_t ctx = { .local = 1, .actor = j->user };
+		gh_err_t e2 = { 0 };
+		if (ent_delete(w->st, ENT_DEVICE, j->mac, &ctx, &e2))
+			log_err("web", "device %s stays registered without a broker account: %s", j->mac, e2.message);
+	}
+	pss_t *p = j->pss;
+	if (p) {
+		p->job = NULL;
+		if (j->kind == JOB_ACCT_DELETE) {
+			answer(p, 204, "application/json", NULL); /* the device is gone; a stale account is logged */
+		} else if (j->rc) {
+			answer_err(p, &j->err);
+		} else {
+			json_t *out = j->entity ? json_incref(j->entity) : json_pack("{s:s}", "id", j->mac);
+			json_object_set_new(out, "mqtt_password", json_string(j->password));
+			answer_json(p, j->kind == JOB_ACCT_CREATE ? 201 : 200, out);
+		}
+	}
+	OPENSSL_cleanse(j->password, sizeof j->password);
+	json_decref(j->entity);
+	free(j);
+}
+
+/* Queues the account work for device MAC; the answer comes from acct_done.
+ * ENTITY (taken) is the created device, answered with its password. */
+static void acct_queue(pss_t *p, session_t *s, int kind, const char *mac, json_t *entity)
+{
+	login_job_t *j = calloc(1, sizeof *j);
+	if (!j) {
+		json_decref(entity);
+		answer_error(p, 500, "nomem", NULL, "out of memory");
+		return;
+	}
+	j->w = p->w;
+	j->pss = p;
+	j->kind = kind;
+	j->entity = entity;
+	snprintf(j->mac, sizeof j->mac, "%s", mac);
+	snprintf(j->user, sizeof j->user, "%s", s->user);
+	if (kind != JOB_ACCT_DELETE)
+		gh_random_hex(j->password, 16);
+	j->work.data = j;
+	p->job = j;
+	p->w->jobs++;
+	if (uv_queue_work(p->w->loop, &j->work, acct_work, acct_done)) {
+		p->w->jobs--;
+		p->job = NULL;
+		json_decref(j->entity);
+		free(j);
+		answer_error(p, 500, "busy", NULL, "cannot reach the broker now");
+	}
+}
+
 /* Device items carry what the box knows of them (read-only, never stored
  * in the entity): "online" and "presence" {online, last_seen, model, fw, ip}
  * from the MQTT link (the entity's own "ip" is the configured one). */
@@ -473,6 +577,20 @@ static void api_entities(pss_t *p, session_t *s, ent_t e, const char *id, const 
 				answer_error(p, code && !strcmp(code, "not_found") ? 404 : 409, code ? code : "failed", NULL,
 					     json_string_value(json_object_get(json_object_get(r, "error"), "message")));
 				json_decref(r);
+			}
+			return;
+		}
+		if (e == ENT_DEVICE && !strcmp(rest, "password") && p->method == LWSHUMETH_POST) {
+			/* a new MQTT password for a registered device, shown once */
+			if (role_rank(s->role) < 3) {
+				answer_error(p, 403, "forbidden", NULL, "only an admin issues device passwords");
+			} else if (!w->cfg->manage_accounts) {
+				answer_error(p, 409, "not_managed", NULL,
+					     "[mqtt] manage_accounts is off: device accounts are managed elsewhere");
+			} else if (ent_exists_pub(w->st, ENT_DEVICE, id) != 1) {
+				answer_error(p, 404, "not_found", "id", "no such device");
+			} else {
+				acct_queue(p, s, JOB_ACCT_PASSWD, id, NULL);
 			}
 			return;
 		}
@@ -561,6 +679,8 @@ static void api_entities(pss_t *p, session_t *s, ent_t e, const char *id, const 
 		}
 		if (ent_delete(w->st, e, id, &ctx, &err))
 			answer_err(p, &err);
+		else if (e == ENT_DEVICE && w->cfg->manage_accounts)
+			acct_queue(p, s, JOB_ACCT_DELETE, id, NULL); /* removing a device removes its account */
 		else
 			answer(p, 204, "application/json", NULL);
 		return;
@@ -583,6 +703,8 @@ static void api_entities(pss_t *p, session_t *s, ent_t e, const char *id, const 
 		}
 		if (ent_put(w->st, e, e == ENT_SETTINGS ? "site" : id, b, &ctx, &out, &err))
 			answer_err(p, &err);
+		else if (e == ENT_DEVICE && !existed && w->cfg->manage_accounts)
+			acct_queue(p, s, JOB_ACCT_CREATE, json_string_value(json_object_get(out, "id")), out);
 		else
 			answer_json(p, p->method == LWSHUMETH_POST || !existed ? 201 : 200, out);
 		json_decref(b);
@@ -1596,6 +1718,7 @@ web_t *web_start(uv_loop_t *loop, const gh_config_t *cfg, const ctl_env_t *env)
 	w->idle_ms = (uint64_t)cfg->web_session_idle_s * 1000;
 	w->max_ms = (uint64_t)cfg->web_session_max_s * 1000;
 	w->metrics_any = !strcmp(cfg->web_metrics_from, "any");
+	w->cfg = cfg;
 	snprintf(w->root, sizeof w->root, "%s", cfg->web_root);
 
 	w->mount_metrics.mountpoint = "/metrics";

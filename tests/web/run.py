@@ -19,10 +19,13 @@ import tempfile
 
 ROOT = os.getcwd()
 sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
+import broker as brokermod  # noqa: E402
+from devsim import Device  # noqa: E402
 from testlib import WSClient, counts, free_port, ok, wait  # noqa: E402
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
 T = tempfile.mkdtemp(prefix="gh-web-")
+os.chmod(T, 0o755)  # the broker, dropped to the mosquitto user, must reach its folder
 PORT = free_port()
 HTTP_PORT = free_port()
 CONF = os.path.join(T, "gh.conf")
@@ -77,11 +80,17 @@ def gh(*args, stdin=None):
                           input=stdin, capture_output=True, text=True)
 
 
+broker = brokermod.Broker(os.path.join(T, "broker")).start()
+with open(os.path.join(T, "mqtt.password"), "w") as f:
+    f.write(broker.password + "\n")
+os.chmod(os.path.join(T, "mqtt.password"), 0o600)
 with open(CONF, "w") as f:
     f.write("[site]\nid = web-test\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = %s/drivers/profiles\n"
-            "[daemon]\ncontrol_socket = ctl.sock\nlog_level = debug\n[mqtt]\nport = %d\n"
+            "[daemon]\ncontrol_socket = ctl.sock\nlog_level = debug\n"
+            "[mqtt]\nhost = 127.0.0.1\nport = %d\nusername = %s\npassword_file = mqtt.password\n"
+            "manage_accounts = true\n"
             "[web]\nlisten = 127.0.0.1:%d\nhttp_listen = 127.0.0.1:%d\nroot = %s/web-ui\n"
-            % (ROOT, free_port(), PORT, HTTP_PORT, ROOT))
+            % (ROOT, broker.port, broker.user, PORT, HTTP_PORT, ROOT))
 for name, role in (("ada", "admin"), ("max", "manager"), ("vic", "viewer")):
     gh("user", "add", name, "--role", role, stdin="pw-of-%s-123\n" % name)
 log = open(os.path.join(T, "daemon.log"), "w")
@@ -207,23 +216,39 @@ try:
     st, j, _, _ = admin.req("POST", "/api/v1/devices", {"id": "0C1105E0AA01", "type": 0, "name": "Gate",
                                                         "relays": [{"n": 1, "name": "Door"}]})
     ok("a device is created", st == 201, j)
-    st, j, _, _ = admin.req("GET", "/api/v1/devices")
-    d = j["items"][0] if st == 200 and j["items"] else {}
-    ok("device items say whether the device is online (never seen: offline)",
-       d.get("online") is False and d.get("presence", {}).get("last_seen", 1) is None, d)
-    con = __import__("sqlite3").connect(os.path.join(T, "site.db"), timeout=10)
-    con.execute("INSERT INTO presence(device, online, model, fw, ip, last_seen, since) "
-                "VALUES ('0C1105E0AA01', 1, 'R29', '29.1.2', '10.0.0.7', 1700000000, 1700000000)")
-    con.commit()
-    con.close()
-    st, d, _, _ = admin.req("GET", "/api/v1/devices/0C1105E0AA01")
-    ok("and what the device link knows of it", st == 200 and d.get("online") is True and
-       d["presence"] == {"online": True, "last_seen": 1700000000, "model": "R29", "fw": "29.1.2", "ip": "10.0.0.7"}, d)
+    pw1 = j.get("mqtt_password") if st == 201 else None
+    ok("its MQTT password is in the answer, once", isinstance(pw1, str) and len(pw1) >= 16 and
+       "mqtt_password" not in admin.req("GET", "/api/v1/devices/0C1105E0AA01")[1], j)
+    d = admin.req("GET", "/api/v1/devices/0C1105E0AA01")[1]
+    ok("a device never seen is offline", d.get("online") is False and d["presence"]["last_seen"] is None, d)
+    dev = Device("0C1105E0AA01", pw1 or "x", broker.port).start(5)
+    ok("the device logs in to the broker with its password", dev.connected, dev.connect_rc)
+
+    def dev_state():
+        return admin.req("GET", "/api/v1/devices?type=0")[1]["items"][0]
+    ok("device items say it is online, with what the device link knows of it",
+       wait(lambda: dev_state().get("online") is True, 10) and
+       dev_state()["presence"].get("model") == "R29" and dev_state()["presence"].get("last_seen"), dev_state())
+    dev.crash()
+    ok("and offline once it is gone (its last will)", wait(lambda: dev_state().get("online") is False, 10),
+       dev_state())
+    st, j, _, _ = admin.req("POST", "/api/v1/devices/0C1105E0AA01/password", {})
+    pw2 = j.get("mqtt_password") if st == 200 else None
+    ok("an admin issues a new password", pw2 and pw2 != pw1, j)
+    old_pw = Device("0C1105E0AA01", pw1 or "x", broker.port).start(2)
+    ok("the old one stops working", not old_pw.connected, old_pw.connect_rc)
+    old_pw.crash()
+    st, j, _, _ = admin.req("POST", "/api/v1/devices/0C1105E0AAFF/password", {})
+    ok("a new password for a device that is not registered: 404", st == 404, j)
+    d = admin.req("GET", "/api/v1/devices/0C1105E0AA01")[1]
     d["name"] = "Main gate"
     st, j, _, _ = admin.req("PUT", "/api/v1/devices/0C1105E0AA01", d)
     ok("an item read back can be written back; presence is not stored in it",
        st == 200 and j.get("name") == "Main gate" and "presence" not in j, j)
-    admin.req("DELETE", "/api/v1/devices/0C1105E0AA01")
+    st, _, _, _ = admin.req("DELETE", "/api/v1/devices/0C1105E0AA01")
+    gone = Device("0C1105E0AA01", pw2 or "x", broker.port).start(2)
+    ok("deleting the device removes its broker account", st == 204 and not gone.connected, (st, gone.connect_rc))
+    gone.crash()
     admin.req("DELETE", "/api/v1/macs/0C1105E0AA01")
     aud = subprocess.run(["sqlite3", os.path.join(T, "site.db"),
                           "SELECT actor, action, entity, eid FROM audit_logs WHERE eid = 'b1'"],
@@ -370,7 +395,8 @@ try:
     ok("/metrics on loopback in the Prometheus format", st == 200 and b"gatehouse_outbox_pending" in body and
        b"# TYPE" in body, body[:200])
     ok("no secret in the log", not any(s in open(os.path.join(T, "daemon.log"), errors="replace").read()
-                                       for s in ("pw-of-ada-123", admin.csrf, admin.cookie.split("=")[1])))
+                                       for s in ("pw-of-ada-123", admin.csrf, admin.cookie.split("=")[1],
+                                                                pw1 or "pw1", pw2 or "pw2")))
     daemon.send_signal(signal.SIGTERM)
     ok("SIGTERM stops the daemon with the web server cleanly", daemon.wait(10) == 0)
     rc = 0
@@ -378,6 +404,7 @@ finally:
     if daemon.poll() is None:
         daemon.kill()
         daemon.wait()
+    broker.stop()
     if counts["failed"] or rc:
         print("logs kept in %s" % T)
     else:
