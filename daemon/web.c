@@ -1763,6 +1763,11 @@ web_t *web_start(uv_loop_t *loop, const gh_config_t *cfg, const ctl_env_t *env)
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
 	info.port = port;
 	info.iface = iface[0] && strcmp(iface, "0.0.0.0") ? iface : NULL;
+	/* an IPv4 address: lws must bind it with an IPv4 socket (with IPv6 on
+	 * it would listen on every address) */
+	struct in_addr a4;
+	if (info.iface && inet_pton(AF_INET, info.iface, &a4) == 1)
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.protocols = protocols;
 	info.mounts = &w->mount_ui;
 	info.ssl_cert_filepath = cert;
@@ -1787,6 +1792,8 @@ web_t *web_start(uv_loop_t *loop, const gh_config_t *cfg, const ctl_env_t *env)
 		h.vhost_name = "http";
 		h.port = hport;
 		h.iface = hiface[0] && strcmp(hiface, "0.0.0.0") ? hiface : NULL;
+		if (h.iface && inet_pton(AF_INET, h.iface, &a4) == 1)
+			h.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 		h.protocols = redirect_protocols;
 		if (hport <= 0 || !lws_create_vhost(w->ctx, &h))
 			log_err("web", "cannot listen for plain HTTP on %s (it only redirects): skipped",

@@ -51,13 +51,24 @@ def wan(down):
           "events go on locally" if down else "BACK: the backlog drains to the cloud, oldest first"), flush=True)
 
 
+WAN_FILE = os.environ.get("DEMO_WAN_FILE")
 start = time.time()
 n = 0
 wan_down = False
 try:
     while not limit or time.time() - start < limit:
         phase = (time.time() - start) % 60  # every minute: 20 s without WAN, from 30 s to 50 s
-        if (30 <= phase < 50) != wan_down:
+        want = 30 <= phase < 50
+        mode = "auto"
+        if WAN_FILE:  # the toggle (tools/demo-wan.sh): auto, down or up
+            try:
+                with open(WAN_FILE) as f:
+                    mode = f.read().strip() or "auto"
+            except OSError:
+                pass
+        if mode in ("down", "up"):
+            want = mode == "down"
+        if want != wan_down:
             wan_down = not wan_down
             wan(wan_down)
         dev = rnd.choice(phones)

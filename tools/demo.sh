@@ -4,8 +4,8 @@
 # on a real SQLite file, and simulated door phones and indoor monitors that
 # ask it for decisions, route calls and report events over MQTT. Ctrl-C stops
 # everything. Simulated Modbus boards and a cloud simulator over HTTPS (taken
-# down for 20 s every minute: a scripted WAN outage) are part of it; the web
-# UI joins with its issue.
+# down for 20 s every minute: a scripted WAN outage, or on demand with
+# tools/demo-wan.sh) and the web UI over HTTPS are part of it.
 set -eu
 B=${1:-build}
 ROOT=$(pwd)
@@ -28,7 +28,14 @@ echo "   https://127.0.0.1:$CLOUD_PORT (control: http://127.0.0.1:$CLOUD_CTL/_si
 echo "== starting the simulated field bus (HF-8000, lift, UHF reader over Modbus TCP; MK485 over RTU on a pty)"
 eval "$(/usr/bin/python3 -c 'import socket
 for n in ("HF_PORT", "LIFT_PORT", "UHF_PORT"):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); print("export %s=%d" % (n, s.getsockname()[1])); s.close()')"
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); print("export %s=%d" % (n, s.getsockname()[1])); s.close()
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", 8443))   # the packaged port when it is free
+except OSError:
+    s.bind(("127.0.0.1", 0))
+print("export WEB_PORT=%d" % s.getsockname()[1]); s.close()')"
+WEB_PORT=${DEMO_WEB_PORT:-$WEB_PORT}
 export RTU_TTY="$D/ttyGW"
 socat pty,raw,echo=0,link="$D/ttyGW" pty,raw,echo=0,link="$D/ttyBOARD" 2>/dev/null &
 SOCAT=$!
@@ -66,6 +73,9 @@ manage_accounts = true
 url = https://127.0.0.1:$CLOUD_PORT
 token_file = cloud.token
 ca_file = $D/cloud/ca.pem
+[web]
+listen = 127.0.0.1:$WEB_PORT
+root = $ROOT/web-ui
 CONF
 gh() { "$ROOT/$B/gatehouse" --config "$D/gatehouse.conf" "$@"; }
 
@@ -88,7 +98,9 @@ print("   %d device accounts" % len(out))
 PY
 chmod 600 "$D/passwords.json"
 printf 'demo-admin-pw\n' | gh user add admin --role admin >/dev/null
-echo "   admin login: admin / demo-admin-pw (for the web UI once it lands)"
+printf 'demo-manager-pw\n' | gh user add manager --role manager >/dev/null
+printf 'demo-viewer-pw\n' | gh user add viewer --role viewer >/dev/null
+echo auto >"$D/wan"
 
 echo "== starting gatehoused"
 "$ROOT/$B/gatehoused" --config "$D/gatehouse.conf" 2>"$D/gatehoused.log" &
@@ -98,8 +110,18 @@ i=0
 while [ ! -S "$D/control.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 [ -S "$D/control.sock" ] || { cat "$D/gatehoused.log"; exit 1; }
 gh status | head -n 12
+cat <<BANNER
+==========================================================================
+ web UI:  https://127.0.0.1:$WEB_PORT/   (self-signed certificate: accept it)
+ login:   admin / demo-admin-pw     (also manager / demo-manager-pw, viewer / demo-viewer-pw)
+ WAN:     down 20 s every minute; take it down or up yourself, in another shell:
+          sh tools/demo-wan.sh down|up|auto
+ CLI:     $B/gatehouse --config $D/gatehouse.conf status
+ Ctrl-C stops everything.
+==========================================================================
+BANNER
 echo "== door phones and monitors over MQTT (Ctrl-C to stop)"
-UHF_FIFO="$D/uhf.in" /usr/bin/python3 "$ROOT/tools/demo-traffic.py" "$PORT" "$D/seed" "$D/passwords.json" || true
+DEMO_WAN_FILE="$D/wan" UHF_FIFO="$D/uhf.in" /usr/bin/python3 "$ROOT/tools/demo-traffic.py" "$PORT" "$D/seed" "$D/passwords.json" || true
 echo "== boards"
 gh status | python3 -c 'import json,sys; [print("   %-11s %-7s %s" % (b["id"], "online" if b["online"] else "OFFLINE", b["bus"])) for b in json.load(sys.stdin).get("boards", [])]'
 echo "== relay and lift switching seen by the simulated boards (last lines)"

@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import signal
 import ssl
 import subprocess
@@ -122,6 +123,15 @@ try:
     r = c.getresponse()
     ok("the HTTP port redirects to HTTPS", r.status == 301 and r.getheader("Location") ==
        "https://127.0.0.1:%d/api/v1/status?x=1" % PORT, (r.status, r.getheader("Location")))
+
+    def reachable(addr, port):
+        try:
+            socket.create_connection((addr, port), timeout=2).close()
+            return True
+        except OSError:
+            return False
+    ok("listen = 127.0.0.1:PORT binds that address only (127.0.0.2 is refused)",
+       reachable("127.0.0.1", PORT) and not reachable("127.0.0.2", PORT) and not reachable("127.0.0.2", HTTP_PORT))
 
     print("== web: sessions")
     st, j, _, _ = admin.req("GET", "/api/v1/status")
