@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "cloudlink.h"
+#include "counters.h"
 #include "dynsec.h"
 #include "engine.h"
 #include "entity.h"
@@ -1255,9 +1257,17 @@ static void api_alarm_solve(pss_t *p, session_t *s, const char *id)
 		answer_json(p, 200, json_pack("{s:b}", "ok", 1));
 }
 
+/* one metric: HELP, TYPE and a value */
+static void metric(FILE *f, const char *name, const char *type, const char *help, long long v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name, v);
+}
+
+/* Prometheus text: what an operator graphs (OPERATIONS.md lists them). */
 static void metrics(pss_t *p)
 {
-	store_t *st = p->w->st;
+	web_t *w = p->w;
+	store_t *st = w->st;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -1265,15 +1275,39 @@ static void metrics(pss_t *p)
 		answer_error(p, 500, "nomem", NULL, "out of memory");
 		return;
 	}
+	fprintf(f, "# HELP gatehouse_info the running version\n# TYPE gatehouse_info gauge\n"
+		   "gatehouse_info{version=\"%s\"} 1\n", GH_VERSION);
+	metric(f, "gatehouse_uptime_seconds", "gauge", "seconds since the daemon started",
+	       (long long)((gh_mono_ms() - w->env.started_ms) / 1000));
+	fprintf(f, "# HELP gatehouse_decisions_total door decisions since start, by result\n"
+		   "# TYPE gatehouse_decisions_total counter\n"
+		   "gatehouse_decisions_total{result=\"granted\"} %llu\n"
+		   "gatehouse_decisions_total{result=\"denied\"} %llu\n",
+		GH_COUNTER(decisions_granted), GH_COUNTER(decisions_denied));
+	metric(f, "gatehouse_device_requests_total", "counter", "device requests answered over MQTT since start",
+	       (long long)GH_COUNTER(mqtt_requests));
+	metric(f, "gatehouse_events_in_total", "counter", "device events stored since start",
+	       (long long)GH_COUNTER(events_in));
+	metric(f, "gatehouse_events_duplicate_total", "counter", "device events received again (acked, stored once)",
+	       (long long)GH_COUNTER(events_dup));
+	json_t *cl = w->env.cloud ? cloud_status(w->env.cloud) : NULL;
+	metric(f, "gatehouse_events_out_total", "counter", "events the cloud accepted since start",
+	       cl ? (long long)json_integer_value(json_object_get(cl, "events_sent")) : 0);
+	metric(f, "gatehouse_events_rejected_total", "counter", "events the cloud rejected since start",
+	       cl ? (long long)json_integer_value(json_object_get(cl, "events_rejected")) : 0);
+	json_decref(cl);
 	struct {
 		const char *name, *help, *sql;
 	} m[] = {
-		{ "gatehouse_door_decisions_total", "door logs written (decisions, opens)", "SELECT COALESCE(max(id), 0) FROM door_logs" },
+		{ "gatehouse_door_logs_last_id", "id of the newest door log", "SELECT COALESCE(max(id), 0) FROM door_logs" },
 		{ "gatehouse_outbox_pending", "events waiting for the cloud", "SELECT count(*) FROM outbox WHERE state = 'pending'" },
-		{ "gatehouse_outbox_rejected", "events the cloud rejected", "SELECT count(*) FROM outbox WHERE state = 'rejected'" },
+		{ "gatehouse_outbox_rejected", "events the cloud rejected, kept", "SELECT count(*) FROM outbox WHERE state = 'rejected'" },
+		{ "gatehouse_outbox_dropped", "events evicted from a full outbox", "SELECT COALESCE((SELECT CAST(value AS INTEGER) FROM sync_state WHERE key = 'outbox_dropped'), 0)" },
+		{ "gatehouse_changes_pending", "local edits waiting for the cloud", "SELECT count(*) FROM local_changes WHERE state = 'pending'" },
+		{ "gatehouse_conflicts", "local edits the cloud refused", "SELECT count(*) FROM conflicts" },
 		{ "gatehouse_devices_total", "registered devices", "SELECT count(*) FROM devices" },
 		{ "gatehouse_devices_online", "devices online", "SELECT count(*) FROM presence p JOIN devices d ON d.id = p.device WHERE p.online = 1" },
-		{ "gatehouse_conflicts", "local edits the cloud refused", "SELECT count(*) FROM conflicts" },
+		{ "gatehouse_alarms_unsolved", "alarms not solved yet", "SELECT count(*) FROM alarm_logs WHERE solved = 0 AND state = 'triggered'" },
 	};
 	for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
 		sqlite3_stmt *q = store_stmt(st, m[i].sql);
@@ -1282,18 +1316,39 @@ static void metrics(pss_t *p)
 			v = sqlite3_column_int64(q, 0);
 		if (q)
 			sqlite3_reset(q);
-		fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", m[i].name, m[i].help, m[i].name, m[i].name, v);
+		metric(f, m[i].name, "gauge", m[i].help, v);
 	}
-	const char *wan = p->w->env.wan ? p->w->env.wan : "standalone";
-	fprintf(f, "# HELP gatehouse_wan_up 1 when the cloud answers\n# TYPE gatehouse_wan_up gauge\ngatehouse_wan_up %d\n",
-		!strcmp(wan, "up"));
-	json_t *boards = p->w->env.bus ? busmgr_status(p->w->env.bus) : json_array();
+	const char *wan = w->env.wan ? w->env.wan : "standalone";
+	metric(f, "gatehouse_wan_up", "gauge", "1 when the cloud answers", !strcmp(wan, "up"));
+	fprintf(f, "# HELP gatehouse_wan_state the cloud link's state (1 for the current one)\n"
+		   "# TYPE gatehouse_wan_state gauge\n");
+	static const char *const wans[] = { "up", "down", "standalone" };
+	for (int i = 0; i < 3; i++)
+		fprintf(f, "gatehouse_wan_state{state=\"%s\"} %d\n", wans[i], !strcmp(wan, wans[i]));
+	metric(f, "gatehouse_mqtt_connected", "gauge", "1 when the gateway is connected to the broker",
+	       w->env.mqtt ? mqttlink_connected(w->env.mqtt) : 0);
+	metric(f, "gatehouse_emergency", "gauge", "1 while the emergency doors are held open",
+	       w->env.en ? engine_emergency_state(w->env.en, NULL) : 0);
+	json_t *boards = w->env.bus ? busmgr_status(w->env.bus) : json_array();
 	size_t i;
 	json_t *b;
-	fprintf(f, "# HELP gatehouse_board_online 1 when the board answers\n# TYPE gatehouse_board_online gauge\n");
-	json_array_foreach(boards, i, b) fprintf(f, "gatehouse_board_online{board=\"%s\"} %d\n",
-						  json_string_value(json_object_get(b, "id")),
-						  json_is_true(json_object_get(b, "online")));
+	static const char *const bm[][3] = {
+		{ "gatehouse_board_online", "gauge", "1 when the board answers" },
+		{ "gatehouse_bus_requests_total", "counter", "Modbus requests to the board since start" },
+		{ "gatehouse_bus_errors_total", "counter", "Modbus requests to the board that failed since start" },
+	};
+	for (int k = 0; k < 3; k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", bm[k][0], bm[k][2], bm[k][0], bm[k][1]);
+		json_array_foreach(boards, i, b) {
+			const char *id = json_string_value(json_object_get(b, "id"));
+			long long v = k == 0 ? json_is_true(json_object_get(b, "online"))
+					     : (long long)json_integer_value(json_object_get(b, k == 1 ? "requests" : "errors"));
+			fprintf(f, "%s{board=\"", bm[k][0]);
+			for (const char *c = id ? id : ""; *c; c++) /* label escaping */
+				fprintf(f, "%s%c", (*c == '"' || *c == '\\') ? "\\" : "", *c == '\n' ? ' ' : *c);
+			fprintf(f, "\"} %lld\n", v);
+		}
+	}
 	json_decref(boards);
 	fclose(f);
 	answer(p, 200, "text/plain; version=0.0.4", buf);
@@ -1835,4 +1890,55 @@ void web_free(web_t *w)
 	free(w->status_cache);
 	if (!w->jobs)
 		free(w);
+}
+
+/* ---- the router without a socket (fuzz/fuzz_http.c) ---- */
+
+int web_session_open(web_t *w, const char *user, const char *role, char token[65], char csrf[65])
+{
+	if (!w)
+		return -1;
+	session_t *s = session_new(w, user, role);
+	memcpy(token, s->token, 65);
+	memcpy(csrf, s->csrf, 65);
+	return 0;
+}
+
+int web_route_request(web_t *w, struct lws *wsi, int method, const char *uri, const char *body, size_t len,
+		      char **resp)
+{
+	pss_t *p = calloc(1, sizeof *p);
+	if (!p)
+		return -1;
+	p->wsi = wsi;
+	p->w = w;
+	p->method = method;
+	snprintf(p->path, sizeof p->path, "%s", uri);
+	char *q = strchr(p->path, '?');
+	if (q)
+		*q = '\0';
+	if (len > BODY_MAX) {
+		p->too_big = 1;
+	} else if (body && len) {
+		p->body = malloc(len + 1);
+		if (!p->body) {
+			free(p);
+			return -1;
+		}
+		memcpy(p->body, body, len);
+		p->body[len] = '\0';
+		p->len = len;
+		p->cap = len + 1;
+	}
+	route(p);
+	while (p->job) /* a login on the thread pool */
+		uv_run(w->loop, UV_RUN_ONCE);
+	int status = p->handled ? p->status : 0;
+	if (resp) {
+		*resp = p->resp;
+		p->resp = NULL;
+	}
+	reset_pss(p);
+	free(p);
+	return status;
 }

@@ -404,6 +404,24 @@ try:
     st, _, r, body = admin.req("GET", "/metrics")
     ok("/metrics on loopback in the Prometheus format", st == 200 and b"gatehouse_outbox_pending" in body and
        b"# TYPE" in body, body[:200])
+
+    def metric(body, name):
+        for line in body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        return None
+    for name, typ in (("gatehouse_decisions_total", "counter"), ("gatehouse_events_in_total", "counter"),
+                      ("gatehouse_events_out_total", "counter"), ("gatehouse_outbox_pending", "gauge"),
+                      ("gatehouse_wan_state", "gauge"), ("gatehouse_devices_online", "gauge"),
+                      ("gatehouse_mqtt_connected", "gauge"), ("gatehouse_bus_errors_total", "counter")):
+        ok("/metrics has %s (%s)" % (name, typ), ("# TYPE %s %s" % (name, typ)).encode() in body)
+    denied = metric(body, 'gatehouse_decisions_total{result="denied"}')
+    gh("access", "check", "--device", "0C1105E0AA77", "--method", "pin", "--code", "999999")
+    body2 = admin.req("GET", "/metrics")[3]
+    ok("a decision counts in gatehouse_decisions_total", metric(body2, 'gatehouse_decisions_total{result="denied"}')
+       == (denied or 0) + 1, (denied, metric(body2, 'gatehouse_decisions_total{result="denied"}')))
+    ok("the broker connection and WAN state show", metric(body2, "gatehouse_mqtt_connected") == 1 and
+       metric(body2, 'gatehouse_wan_state{state="standalone"}') == 1, body2[-400:])
     ok("no secret in the log", not any(s in open(os.path.join(T, "daemon.log"), errors="replace").read()
                                        for s in ("pw-of-ada-123", admin.csrf, admin.cookie.split("=")[1],
                                                                 pw1 or "pw1", pw2 or "pw2")))

@@ -1,0 +1,3 @@
+#include "counters.h"
+
+gh_counters_t gh_counters;
