@@ -27,4 +27,17 @@ void web_free(web_t *w);
  * name) at CERT and KEY (0600) when either is missing. */
 int web_make_cert(const char *cert, const char *key);
 
+/* For the fuzz harness (fuzz/fuzz_http.c): the API router on one request
+ * without a connection. A session of USER with ROLE; its cookie token and
+ * CSRF token into TOKEN and CSRF. */
+int web_session_open(web_t *w, const char *user, const char *role, char token[65], char csrf[65]);
+/* Routes METHOD (LWSHUMETH_*) URI (path and query) with BODY as the API
+ * callback does once a request's body is in (a login waits for its password
+ * check); the headers, URL arguments and peer are what the libwebsockets
+ * accessors say for WSI. Returns the answer's status, *RESP its body
+ * (caller frees; may be NULL). */
+struct lws;
+int web_route_request(web_t *w, struct lws *wsi, int method, const char *uri, const char *body, size_t len,
+		      char **resp);
+
 #endif
