@@ -22,11 +22,13 @@
 #include "bus.h"
 #include "cloudlink.h"
 #include "counters.h"
+#include "disk.h"
 #include "dynsec.h"
 #include "engine.h"
 #include "entity.h"
 #include "import.h"
 #include "jutil.h"
+#include "logcsv.h"
 #include "log.h"
 #include "mqttlink.h"
 #include "status.h"
@@ -1066,26 +1068,6 @@ static const logspec_t logspecs[] = {
 	{ "detections", "detection_logs", "kind", "device", "apartment", NULL, NULL, NULL },
 };
 
-static void csv_field(FILE *f, const char *v)
-{
-	if (!v)
-		return;
-	if (!strpbrk(v, ",\"\r\n") && v[0] != '=' && v[0] != '+' && v[0] != '-' && v[0] != '@') {
-		fputs(v, f);
-		return;
-	}
-	/* quoted; a leading formula character is neutralised for spreadsheets */
-	fputc('"', f);
-	if (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@')
-		fputc('\'', f);
-	for (const char *c = v; *c; c++) {
-		if (*c == '"')
-			fputc('"', f);
-		fputc(*c, f);
-	}
-	fputc('"', f);
-}
-
 static void api_logs(pss_t *p, const char *which)
 {
 	const logspec_t *ls = NULL;
@@ -1179,19 +1161,15 @@ static void api_logs(pss_t *p, const char *which)
 		char *buf = NULL;
 		size_t len = 0;
 		FILE *f = open_memstream(&buf, &len);
-		for (int c = 0; c < ncol; c++)
-			fprintf(f, "%s%s", c ? "," : "", sqlite3_column_name(q, c));
-		fputs("\r\n", f);
-		while (sqlite3_step(q) == SQLITE_ROW) {
-			for (int c = 0; c < ncol; c++) {
-				if (c)
-					fputc(',', f);
-				csv_field(f, (const char *)sqlite3_column_text(q, c));
-			}
-			fputs("\r\n", f);
-		}
+		long rows = f ? csv_rows(q, f) : -1;
 		sqlite3_finalize(q);
-		fclose(f);
+		if (f)
+			fclose(f);
+		if (rows < 0) {
+			free(buf);
+			answer_error(p, 500, "database", NULL, "the export failed part way: try again");
+			return;
+		}
 		snprintf(p->disposition, sizeof p->disposition, "attachment; filename=\"%s-logs.csv\"", ls->name);
 		answer(p, 200, "text/csv; charset=utf-8", buf);
 		return;
@@ -1350,6 +1328,7 @@ static void metrics(pss_t *p)
 		}
 	}
 	json_decref(boards);
+	disk_metrics(w->env.disk, f);
 	fclose(f);
 	answer(p, 200, "text/plain; version=0.0.4", buf);
 }
