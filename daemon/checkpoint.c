@@ -14,6 +14,7 @@ struct ckpt {
 	pthread_cond_t cv;
 	int stop;
 	unsigned interval_ms;
+	unsigned failures;
 	sqlite3 *db;
 };
 
@@ -22,8 +23,10 @@ static void *run(void *arg)
 	ckpt_t *c = arg;
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
+		/* monotonic: a wall clock set back by an hour must not stop
+		 * checkpoints (and let the WAL grow) for that hour */
 		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += c->interval_ms / 1000;
 		until.tv_nsec += (long)(c->interval_ms % 1000) * 1000000L;
 		if (until.tv_nsec >= 1000000000L) {
@@ -36,9 +39,14 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		int frames = 0, done = 0;
 		int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-			log_warn("store", "checkpoint: %s", sqlite3_errmsg(c->db));
-		else if (frames > 0)
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+			/* a full disk fails every second: one line a minute */
+			if (c->failures++ % 60 == 0)
+				log_warn("store", "checkpoint: %s", sqlite3_errmsg(c->db));
+		} else if (rc == SQLITE_OK) {
+			c->failures = 0;
+		}
+		if (rc == SQLITE_OK && frames > 0)
 			log_debug("store", "checkpoint: %d of %d WAL frames", done, frames);
 		pthread_mutex_lock(&c->mu);
 		if (stop)
@@ -62,7 +70,11 @@ ckpt_t *ckpt_start(const char *path, unsigned interval_ms)
 	}
 	sqlite3_busy_timeout(c->db, 200);
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	if (pthread_create(&c->thread, NULL, run, c)) {
 		log_err("store", "checkpointer: cannot start its thread");
 		sqlite3_close(c->db);

@@ -591,8 +591,9 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 			store_kv_set(c->st, "cloud_snap_lrev0", "0");
 		}
 	}
-	if (rc || store_commit(c->st)) {
-		store_rollback(c->st);
+	/* a failed commit has rolled back already: one rollback, not two (a
+	 * second would undo the loop pass's transaction this one nests in) */
+	if (rc ? (store_rollback(c->st), 1) : store_commit(c->st)) {
 		bad_answer(c, r, "cannot store the page: %s", sqlite3_errmsg(store_db(c->st)));
 		c->snap_cursor[0] = '\0';
 		c->pull_epoch++;
@@ -792,8 +793,7 @@ static int on_changes(cloudlink_t *c, creq_t *r, json_t *j)
 			log_warn("cloud", "POST /changes: unknown status \"%s\" for change %s: kept pending", status, cid);
 		}
 	}
-	if (store_commit(c->st)) {
-		store_rollback(c->st);
+	if (store_commit(c->st)) { /* rolled back by store_commit */
 		bad_answer(c, r, "cannot store the results");
 		return -1;
 	}
@@ -903,8 +903,7 @@ static int on_events(cloudlink_t *c, creq_t *r, json_t *j)
 		log_warn("cloud", "event %s rejected by the cloud: %s (kept)", id, e ? e : "no reason given");
 		nr++;
 	}
-	if (store_commit(c->st)) {
-		store_rollback(c->st);
+	if (store_commit(c->st)) { /* rolled back by store_commit */
 		bad_answer(c, r, "cannot store the results");
 		return -1;
 	}
@@ -935,8 +934,7 @@ static void outbox_limit(cloudlink_t *c)
 	sqlite3_reset(s);
 	int dropped = sqlite3_changes(store_db(c->st));
 	kv_int_set(c->st, "outbox_dropped", kv_int(c->st, "outbox_dropped") + dropped);
-	if (store_commit(c->st)) {
-		store_rollback(c->st);
+	if (store_commit(c->st)) { /* rolled back by store_commit */
 		return;
 	}
 	log_warn("cloud", "event outbox over its limit of %ld events: the %d oldest non-alarm events were dropped",
@@ -1097,8 +1095,7 @@ static int on_commands(cloudlink_t *c, creq_t *r, json_t *j)
 	else
 		snprintf(cur, sizeof cur, "%.60s", json_string_value(cursor));
 	store_kv_set(c->st, "cloud_cmd_cursor", cur);
-	if (store_commit(c->st)) {
-		store_rollback(c->st);
+	if (store_commit(c->st)) { /* rolled back by store_commit */
 		json_decref(fresh);
 		return -1;
 	}

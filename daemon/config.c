@@ -74,6 +74,8 @@ static int on_kv(void *user, const char *sec, const char *key, const char *v)
 		return set_path(c->db, sizeof c->db, v, x, "[storage] db");
 	if (IS("storage", "outbox_max_events"))
 		return set_int(&c->outbox_max_events, v, 1000, 100000000, x, "[storage] outbox_max_events");
+	if (IS("storage", "min_free_mb"))
+		return set_int(&c->min_free_mb, v, 0, 1048576, x, "[storage] min_free_mb");
 	if (IS("storage", "log_retention_days")) {
 		if (!set_int(&n, v, 1, 3650, x, "[storage] log_retention_days"))
 			return 0;
@@ -168,6 +170,7 @@ int config_load(const char *path, gh_config_t *c, char *msg, size_t len)
 	c->cloud_backoff_min_ms = 1000;
 	c->cloud_backoff_max_ms = 300000;
 	c->log_retention_days = 30;
+	c->min_free_mb = 64;
 	snprintf(c->mqtt_host, sizeof c->mqtt_host, "127.0.0.1");
 	c->mqtt_port = 1883;
 	snprintf(c->mqtt_username, sizeof c->mqtt_username, "gatehoused");

@@ -15,6 +15,7 @@ typedef struct gh_config {
 	char db[PATH_MAX];
 	int64_t outbox_max_events;
 	int log_retention_days;
+	int64_t min_free_mb; /* below it the oldest logs make room (0: only when SQLite is full) */
 	/* [mqtt] */
 	char mqtt_host[256];
 	int mqtt_port;

@@ -7,6 +7,7 @@
 
 #include "bus.h"
 #include "cloudlink.h"
+#include "disk.h"
 #include "entity.h"
 #include "log.h"
 #include "mqttlink.h"
@@ -207,6 +208,11 @@ json_t *ctl_handle(const ctl_env_t *env, const json_t *req)
 			json_object_set_new(s, "boards", busmgr_status(env->bus));
 		if (env->cloud)
 			json_object_set_new(s, "cloud", cloud_status(env->cloud));
+		if (env->disk) {
+			json_t *d = disk_status_json(env->disk);
+			json_object_set_new(d, "logs_dropped", json_integer(engine_logs_dropped(env->en)));
+			json_object_set_new(s, "disk", d);
+		}
 		json_object_set_new(s, "ok", json_true());
 		if (rid)
 			json_object_set_new(s, "rid", json_string(rid));

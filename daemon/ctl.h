@@ -21,6 +21,7 @@ typedef struct ctl_env {
 	struct mqttlink *mqtt; /* NULL: no device link (the CLI's in-process mode) */
 	struct busmgr *bus;    /* NULL: no field bus */
 	struct cloudlink *cloud; /* NULL: no cloud link (status shows it when set) */
+	struct disk *disk;     /* NULL: no disk watch (status shows it when set) */
 } ctl_env_t;
 
 /* Listens on PATH (an old socket file is replaced). NULL on failure (logged). */

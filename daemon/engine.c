@@ -84,6 +84,10 @@ struct engine {
 	int tx_open;    /* the pass's transaction, begun by the first decision */
 	door_log_t *queue;
 	int queued;
+	int64_t logs_dropped; /* door logs given up (the queue full while nothing commits) */
+	uint64_t drop_logged;
+	void (*pass_failed)(void *ctx);
+	void *pass_failed_ctx;
 	engine_effects_fn effects;
 	void *effects_ctx;
 	engine_emergency_fn emergency;
@@ -949,27 +953,62 @@ void engine_batch(engine_t *en, int on)
 int engine_pending(engine_t *en) { return en->queued; }
 int engine_pass_open(engine_t *en) { return en->tx_open; }
 
+static int flush_failed(engine_t *en)
+{
+	/* whatever else the pass held (device events) is gone: their acks
+	 * must not go out (the device link drops them through this hook) */
+	if (en->pass_failed)
+		en->pass_failed(en->pass_failed_ctx);
+	return -1;
+}
+
 int engine_flush(engine_t *en, gh_err_t *err)
 {
 	if (!en->queued && !en->tx_open)
 		return 0;
-	if (!en->tx_open && store_begin(en->st))
-		return store_db_err(en->st, err, "begin");
+	int lost = 0;
+	if (en->tx_open && store_tx_lost(en->st)) {
+		/* SQLite rolled the pass back by itself (SQLITE_FULL, an I/O
+		 * error): the pass's other work is gone; the door logs, still
+		 * in memory, are written in a transaction of their own */
+		store_rollback(en->st);
+		en->tx_open = 0;
+		lost = 1;
+		gh_err(err, 500, "database", "", "the loop pass's transaction was rolled back by SQLite");
+		if (!en->queued)
+			return flush_failed(en);
+	}
+	if (!en->tx_open && store_begin(en->st)) {
+		store_db_err(en->st, err, "begin");
+		return flush_failed(en);
+	}
 	en->tx_open = 0;
 	for (int i = 0; i < en->queued; i++)
 		if (insert_log(en->st, &en->queue[i], NULL, err)) {
 			store_rollback(en->st);
 			/* kept queued: the next pass retries */
-			log_err("engine", "door logs not written, %d kept queued", en->queued);
-			return -1;
+			if (en->drop_logged++ % 100 == 0)
+				log_err("engine", "door logs not written, %d kept queued", en->queued);
+			return flush_failed(en);
 		}
 	if (store_commit(en->st)) {
-		log_err("engine", "door logs not committed, %d kept queued", en->queued);
-		return store_db_err(en->st, err, "commit");
+		if (en->drop_logged++ % 100 == 0)
+			log_err("engine", "door logs not committed, %d kept queued", en->queued);
+		/* the store logged SQLite's reason; the rollback has reset it */
+		gh_err(err, 500, "database", "", "commit failed");
+		return flush_failed(en);
 	}
 	en->queued = 0;
-	return 0;
+	return lost ? flush_failed(en) : 0;
 }
+
+void engine_set_pass_failed_hook(engine_t *en, void (*fn)(void *ctx), void *ctx)
+{
+	en->pass_failed = fn;
+	en->pass_failed_ctx = ctx;
+}
+
+int64_t engine_logs_dropped(const engine_t *en) { return en ? en->logs_dropped : 0; }
 
 static int write_door_log(dctx_t *d, access_result_t *r, gh_err_t *err)
 {
@@ -979,10 +1018,20 @@ static int write_door_log(dctx_t *d, access_result_t *r, gh_err_t *err)
 		fill_log(d, r, &l);
 		return insert_log(en->st, &l, &r->door_log, err);
 	}
-	if (!en->queue && !(en->queue = malloc(LOG_QUEUE_MAX * sizeof *en->queue)))
-		return gh_err(err, 500, "nomem", "", "out of memory");
-	if (en->queued == LOG_QUEUE_MAX && engine_flush(en, err))
-		return -1;
+	if (!en->queue && !(en->queue = malloc(LOG_QUEUE_MAX * sizeof *en->queue))) {
+		en->logs_dropped++;
+		return 0; /* the decision stands without its log */
+	}
+	if (en->queued == LOG_QUEUE_MAX && engine_flush(en, err)) {
+		/* nothing commits (a full disk that pruning cannot help): the
+		 * door keeps opening, the older half of the queued logs goes */
+		int half = LOG_QUEUE_MAX / 2;
+		memmove(en->queue, en->queue + half, (size_t)(LOG_QUEUE_MAX - half) * sizeof *en->queue);
+		en->queued -= half;
+		en->logs_dropped += half;
+		log_err("engine", "door logs cannot be stored: %d queued ones dropped (%lld in all); "
+				  "decisions go on", half, (long long)en->logs_dropped);
+	}
 	fill_log(d, r, &en->queue[en->queued++]);
 	return 0;
 }
@@ -1103,24 +1152,41 @@ int engine_decide(engine_t *en, const access_req_t *q, access_result_t *r, gh_er
 	if (en->batching) {
 		/* one transaction per loop pass, begun by its first decision and
 		 * committed by engine_flush with the pass's door logs: decisions
-		 * take no lock of their own and only read (plus a temp key use) */
-		if (engine_pass_begin(en, err))
+		 * take no lock of their own and only read (plus a temp key use).
+		 * A decision never waits on storage: when no transaction can be
+		 * begun it reads without one, and its log waits in memory. */
+		gh_err_t berr = { 0 };
+		if (engine_pass_begin(en, &berr))
+			log_err("engine", "deciding without the pass's transaction: %s", berr.message);
+		if (decide(&d, r, err))
 			return -1;
-		if (decide(&d, r, err) || write_door_log(&d, r, err))
-			return -1;
+		write_door_log(&d, r, err);
 		if (r->granted && en->effects)
 			en->effects(en->effects_ctx, r);
 		return 0;
 	}
-	/* the decision and its door log (and a temp key use) commit together */
-	if (store_begin(en->st))
-		return store_db_err(en->st, err, "begin");
-	if (decide(&d, r, err) || write_door_log(&d, r, err)) {
-		store_rollback(en->st);
+	/* the decision and its door log (and a temp key use) commit together;
+	 * when the log cannot be stored (a full disk) the decision stands */
+	int tx = store_begin(en->st) == 0;
+	if (!tx)
+		log_err("engine", "deciding without a transaction: %s", sqlite3_errmsg(store_db(en->st)));
+	if (decide(&d, r, err)) {
+		if (tx)
+			store_rollback(en->st);
 		return -1;
 	}
-	if (store_commit(en->st))
-		return store_db_err(en->st, err, "commit");
+	gh_err_t lerr = { 0 };
+	int lost = write_door_log(&d, r, &lerr);
+	if (lost && tx)
+		store_rollback(en->st);
+	else if (tx)
+		lost = store_commit(en->st); /* rolls back itself when it fails */
+	if (lost) {
+		r->door_log = 0;
+		en->logs_dropped++;
+		log_err("engine", "door log not stored (%s); the decision stands",
+			lerr.message[0] ? lerr.message : sqlite3_errmsg(store_db(en->st)));
+	}
 	if (r->granted && en->effects)
 		en->effects(en->effects_ctx, r);
 	return 0;

@@ -88,6 +88,12 @@ int engine_flush(engine_t *en, gh_err_t *err);
 int engine_pass_open(engine_t *en);
 /* Door logs waiting for engine_flush(). */
 int engine_pending(engine_t *en);
+/* Door logs given up because nothing could be committed for long (a full
+ * disk): decisions never wait for, or fail on, their log. */
+int64_t engine_logs_dropped(const engine_t *en);
+/* Called whenever engine_flush fails: the pass's transaction (and any
+ * device event stored in it) is gone, so acks waiting for it are dropped. */
+void engine_set_pass_failed_hook(engine_t *en, void (*fn)(void *ctx), void *ctx);
 
 /* Effects of a granted decision (the daemon switches board relays and lift
  * floors); called after the decision, in the loop thread. */

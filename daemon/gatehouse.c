@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "disk.h"
 #include "dynsec.h"
 #include "engine.h"
 #include "jutil.h"
@@ -154,6 +155,7 @@ static int cmd_status(void)
 		return 1;
 	json_t *s = status_json(st, -1, g_cfg.cloud_url[0] ? "down" : "standalone");
 	json_object_set_new(s, "daemon", json_string("stopped"));
+	json_object_set_new(s, "disk", disk_probe_json(g_cfg.db, g_cfg.min_free_mb << 20));
 	print_json(s);
 	json_decref(s);
 	store_close(st);

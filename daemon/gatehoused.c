@@ -15,6 +15,7 @@
 #include "cloudlink.h"
 #include "config.h"
 #include "ctl.h"
+#include "disk.h"
 #include "engine.h"
 #include "entity.h"
 #include "log.h"
@@ -36,6 +37,7 @@ typedef struct app {
 	busmgr_t *bus;
 	cloudlink_t *cloud;
 	web_t *web;
+	disk_t *disk;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t watchdog;
 	uv_prepare_t flush; /* before the loop sleeps: commit the pass's work */
@@ -112,6 +114,7 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 #define COMMIT_DELAY_MS 10
+#define COMMIT_DELAY_FULL_MS 250 /* a full disk: door logs retried 4 times a second, not 100 */
 
 static void commit_now(app_t *a)
 {
@@ -119,8 +122,13 @@ static void commit_now(app_t *a)
 	uv_timer_stop(&a->commit_later);
 	/* events are acknowledged to their devices only once committed */
 	if (engine_flush(a->en, &err)) {
-		log_err("main", "committing the loop pass: %s", err.message);
-		mqttlink_commit_failed(a->mqtt);
+		if (disk_state(a->disk) != DISK_FULL)
+			log_err("main", "committing the loop pass: %s", err.message);
+		mqttlink_commit_failed(a->mqtt); /* the devices resend */
+		/* for lack of space: room is made (reserve file, oldest logs) and
+		 * the door logs, still queued, are written again */
+		if (disk_after_failure(a->disk) && engine_flush(a->en, NULL) == 0)
+			log_info("main", "door logs stored after making room");
 	} else {
 		mqttlink_after_commit(a->mqtt);
 		cloud_kick(a->cloud);
@@ -140,7 +148,8 @@ static void on_before_sleep(uv_prepare_t *p)
 	if (mqttlink_pending_acks(a->mqtt) > 0)
 		commit_now(a);
 	else if ((engine_pending(a->en) > 0 || engine_pass_open(a->en)) && !uv_is_active((uv_handle_t *)&a->commit_later))
-		uv_timer_start(&a->commit_later, on_commit_later, COMMIT_DELAY_MS, 0);
+		uv_timer_start(&a->commit_later, on_commit_later,
+			       disk_state(a->disk) == DISK_FULL ? COMMIT_DELAY_FULL_MS : COMMIT_DELAY_MS, 0);
 }
 
 /* a granted decision: board relays pulse (door phones open their own) */
@@ -303,6 +312,12 @@ static void on_input(void *ctx, const char *board, int input, int level, int lat
 static void on_housekeeping(uv_timer_t *t)
 {
 	app_t *a = t->data;
+	/* disk space first, every second even under load: pruning needs a
+	 * transaction of its own, so the pass's work is committed before */
+	if (engine_pass_open(a->en) || engine_pending(a->en))
+		commit_now(a);
+	if (!engine_pass_open(a->en))
+		disk_tick(a->disk);
 	if (engine_pass_open(a->en))
 		return;
 	busmgr_refresh(a->bus);
@@ -383,6 +398,8 @@ int main(int argc, char **argv)
 	}
 	a.en = engine_new(a.st);
 	engine_batch(a.en, 1);
+	a.disk = disk_new(a.st, a.cfg.db, a.cfg.min_free_mb << 20);
+	disk_tick(a.disk); /* the reserve file, the state before the first status */
 	/* checkpoints (and their fsync) happen in their own thread */
 	if (store_exec(a.st, "PRAGMA wal_autocheckpoint = 0", &err) == 0)
 		a.ckpt = ckpt_start(a.cfg.db, 1000);
@@ -398,7 +415,7 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT); /* before any other thread starts */
 	a.loop = uv_default_loop();
 	a.started_ms = gh_mono_ms();
-	ctl_env_t env = { .st = a.st, .en = a.en, .started_ms = a.started_ms };
+	ctl_env_t env = { .st = a.st, .en = a.en, .started_ms = a.started_ms, .disk = a.disk };
 	/* the cloud link: standalone without [cloud] url */
 	char token[1024] = "";
 	if (a.cfg.cloud_url[0]) {
@@ -423,6 +440,7 @@ int main(int argc, char **argv)
 		cloud_stop(a.cloud);
 		uv_run(a.loop, UV_RUN_NOWAIT);
 		engine_free(a.en);
+		disk_free(a.disk);
 		store_close(a.st);
 		profiles_free();
 		return 1;
@@ -483,6 +501,7 @@ int main(int argc, char **argv)
 	curl_global_cleanup();
 	ckpt_stop(a.ckpt);
 	engine_free(a.en);
+	disk_free(a.disk);
 	store_close(a.st);
 	profiles_free();
 	log_info("main", "stopped");

@@ -290,8 +290,10 @@ int mqttlink_command(mqttlink_t *l, const char *mac, const char *op, json_t *arg
 /* pending commands past their deadline expire */
 static void sweep_commands(mqttlink_t *l)
 {
+	/* a command "created" well after now was made before the clock went
+	 * back: its deadline would hold it pending for as long as the jump */
 	sqlite3_stmt *s = store_stmt(l->st, "UPDATE commands SET state = 'expired', updated_at = ?1 "
-					    "WHERE state = 'pending' AND deadline < ?1");
+					    "WHERE state = 'pending' AND (deadline < ?1 OR created_at > ?1 + 60)");
 	if (!s)
 		return;
 	sqlite3_bind_int64(s, 1, gh_now());
@@ -380,6 +382,7 @@ static int run_stmt(store_t *st, sqlite3_stmt *s)
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
+		store_note_error(st, rc);
 		log_err("mqtt", "store: %s", sqlite3_errmsg(store_db(st)));
 		return -1;
 	}
@@ -485,9 +488,10 @@ static void emergency_from_alarm(mqttlink_t *l, const char *mac)
 	}
 }
 
-/* Stores one event; 0 stored or duplicate (ack it), -1 dropped (no ack). */
-static int store_event(mqttlink_t *l, const char *mac, json_t *ev, const char *id, int type,
-		       int64_t ts)
+/* The rows of one event (dedupe, its log, the outbox); 0 stored or
+ * duplicate, -1 failed (store_event rolls the event's savepoint back). */
+static int event_rows(mqttlink_t *l, const char *mac, json_t *ev, const char *id, int type,
+		      int64_t ts)
 {
 	store_t *st = l->st;
 	sqlite3_stmt *s = store_stmt(st, "INSERT OR IGNORE INTO device_events(device, eid, ts) VALUES (?, ?, ?)");
@@ -612,6 +616,22 @@ static int store_event(mqttlink_t *l, const char *mac, json_t *ev, const char *i
 		emergency_from_alarm(l, mac);
 	}
 	return 0;
+}
+
+/* Stores one event, all of its rows or none (a savepoint in the pass's
+ * transaction): a dedupe row without its log or outbox row would make the
+ * device's resend look like a duplicate and lose the event. 0 stored or
+ * duplicate (ack it), -1 dropped (no ack: the device resends). */
+static int store_event(mqttlink_t *l, const char *mac, json_t *ev, const char *id, int type,
+		       int64_t ts)
+{
+	if (store_begin(l->st))
+		return -1;
+	if (event_rows(l, mac, ev, id, type, ts)) {
+		store_rollback(l->st);
+		return -1;
+	}
+	return store_commit(l->st);
 }
 
 static void handle_event(mqttlink_t *l, const char *mac, json_t *ev)
@@ -802,6 +822,8 @@ void mqttlink_commit_failed(mqttlink_t *l)
 	}
 }
 
+static void on_pass_failed(void *ctx) { mqttlink_commit_failed(ctx); }
+
 /* ---- life cycle ---- */
 
 mqttlink_t *mqttlink_start(uv_loop_t *loop, const mqttlink_cfg_t *cfg, store_t *st, engine_t *en)
@@ -841,6 +863,8 @@ mqttlink_t *mqttlink_start(uv_loop_t *loop, const mqttlink_cfg_t *cfg, store_t *
 	uv_timer_init(loop, &l->timer);
 	l->timer.data = l;
 	uv_timer_start(&l->timer, on_tick, 0, TICK_MS);
+	/* a pass that cannot commit takes its events' acks with it */
+	engine_set_pass_failed_hook(en, on_pass_failed, l);
 	return l;
 }
 
@@ -855,6 +879,7 @@ void mqttlink_stop(mqttlink_t *l)
 {
 	if (!l)
 		return;
+	engine_set_pass_failed_hook(l->en, NULL, NULL);
 	if (l->connected) {
 		static const char offline[] = "{\"online\":false}";
 		mosquitto_publish(l->m, NULL, GW_STATUS, (int)strlen(offline), offline, 1, true);

@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -18,6 +19,8 @@ struct store {
 	unsigned settings_gen;
 	unsigned serial;
 	int64_t data_version;
+	unsigned full_errors; /* SQLITE_FULL / ENOSPC seen (disk.c watches it) */
+	uint64_t full_logged;  /* commit failures for lack of space, logged sparsely */
 	struct {
 		const char *sql;
 		sqlite3_stmt *stmt;
@@ -64,6 +67,19 @@ int64_t store_purge_logs(store_t *st, int days, int audit_days, int64_t now, int
 		return -1;
 	return total;
 }
+
+int store_note_error(store_t *st, int rc)
+{
+	if ((rc & 0xff) == SQLITE_FULL || ((rc & 0xff) == SQLITE_IOERR && sqlite3_system_errno(st->db) == ENOSPC)) {
+		st->full_errors++;
+		return 1;
+	}
+	return 0;
+}
+
+unsigned store_full_errors(const store_t *st) { return st->full_errors; }
+
+int store_tx_lost(store_t *st) { return st->depth > 0 && sqlite3_get_autocommit(st->db); }
 
 int store_db_err(store_t *st, gh_err_t *err, const char *what)
 {
@@ -162,12 +178,21 @@ static int tx_step(store_t *st, const char *sql)
 		return SQLITE_ERROR;
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		store_note_error(st, rc);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 int store_begin(store_t *st)
 {
 	int rc;
+	/* SQLite rolled the outer transaction back by itself (SQLITE_FULL, an
+	 * I/O error): a savepoint now would start a new transaction that the
+	 * outer unit's commit then ends half way. Refused until it unwinds. */
+	if (store_tx_lost(st)) {
+		log_err("store", "begin refused: the enclosing transaction was rolled back by SQLite");
+		return -1;
+	}
 	if (st->depth == 0)
 		rc = tx_step(st, "BEGIN IMMEDIATE");
 	else
@@ -184,13 +209,23 @@ int store_commit(store_t *st)
 {
 	if (st->depth <= 0)
 		return -1;
+	if (store_tx_lost(st)) {
+		/* already rolled back by SQLite: nothing of it is on disk */
+		store_rollback(st);
+		return -1;
+	}
 	if (st->depth == 1 && flush_lrev(st)) {
 		store_rollback(st);
 		return -1;
 	}
 	int rc = tx_step(st, st->depth == 1 ? "COMMIT" : "RELEASE gh");
 	if (rc != SQLITE_OK) {
-		log_err("store", "commit failed: %s", sqlite3_errmsg(st->db));
+		/* a full disk fails every commit until room is made (disk.c):
+		 * one line per 100 failures, not one per loop pass */
+		int full = (rc & 0xff) == SQLITE_FULL || sqlite3_system_errno(st->db) == ENOSPC;
+		if (!full || st->full_logged++ % 100 == 0)
+			log_err("store", "commit failed: %s%s", sqlite3_errmsg(st->db),
+				full ? " (no space left; logged once per 100 failures)" : "");
 		store_rollback(st);
 		return -1;
 	}
@@ -203,6 +238,17 @@ void store_rollback(store_t *st)
 	if (st->depth <= 0)
 		return;
 	st->settings_gen++; /* a rolled-back settings change must not stay cached */
+	if (sqlite3_get_autocommit(st->db)) {
+		/* SQLite already rolled the whole transaction back (SQLITE_FULL,
+		 * an I/O error, a failed COMMIT): nothing left to undo at any
+		 * level; each level still unwinds through here or store_commit */
+		if (--st->depth == 0) {
+			char buf[32];
+			st->lrev = store_kv_get(st, "lrev", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : 0;
+			st->lrev_dirty = 0;
+		}
+		return;
+	}
 	if (st->depth == 1) {
 		tx_step(st, "ROLLBACK");
 		/* counters handed out in the rolled-back transaction are reused */

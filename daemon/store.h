@@ -37,6 +37,16 @@ int store_begin(store_t *st);
 int store_commit(store_t *st);
 void store_rollback(store_t *st);
 int store_in_tx(store_t *st);
+/* 1 when a transaction is open here but SQLite has already rolled it back
+ * by itself (SQLITE_FULL or an I/O error during a statement or the COMMIT):
+ * store_begin refuses, store_commit fails, store_rollback just unwinds. */
+int store_tx_lost(store_t *st);
+
+/* Disk full: RC (a failed step) is SQLITE_FULL or an I/O error for lack of
+ * space; counted (store_full_errors) and 1 returned. Transaction control
+ * counts its own failures; callers stepping statements may report theirs. */
+int store_note_error(store_t *st, int rc);
+unsigned store_full_errors(const store_t *st);
 
 /* Local revision counter (device sync deltas): next value, persisted with
  * the enclosing transaction. */
