@@ -6,7 +6,19 @@ PREFIX  ?= /usr
 DESTDIR ?=
 VERSION := 0.1.0
 
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+# libFuzzer harnesses (fuzz/, `make fuzz`): clang, the library instrumented
+# for coverage with ASan+UBSan, into build-fuzz/.
+BUILD   := build-fuzz
+CC      := clang
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1
+else ifeq ($(TSAN),1)
+# ThreadSanitizer build (`make check-tsan`) into build-tsan/.
+BUILD   := build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+OPT     := -O1
+else ifeq ($(SAN),1)
 BUILD   := build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT     := -O1
@@ -47,7 +59,8 @@ else
 Q := @
 endif
 
-.PHONY: all check check-unit check-san bench demo deps install deb package-test clean help
+.PHONY: all check check-unit check-san bench demo deps install deb package-test clean help \
+	fuzz fuzz-build fuzz-bins check-tsan
 
 all: $(BINS)
 
@@ -55,6 +68,8 @@ help:
 	@echo "make deps     install the Debian packages (root, apt-get)"
 	@echo "make          build $(BINS)"
 	@echo "make check    all tests, normal build and ASan+UBSan build"
+	@echo "make fuzz     libFuzzer harnesses (clang), each for FUZZ_TIME s (default 60); fuzz/README.md"
+	@echo "make check-tsan  the bus tests against a ThreadSanitizer build"
 	@echo "make bench    benchmarks (prints figures)"
 	@echo "make demo     daemon on a seeded site, decisions being made"
 	@echo "make install  DESTDIR=... PREFIX=/usr"
@@ -100,6 +115,27 @@ $(BUILD)/bench/%: bench/%.c $(LIB) | $(BUILD)/bench
 $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench $(BUILD)/sim:
 	mkdir -p $@
 
+# libFuzzer harnesses (fuzz/README.md), built with FUZZ=1 into build-fuzz/:
+# the library with coverage + ASan + UBSan, each harness linked with
+# libFuzzer's main. `make fuzz` runs each for FUZZ_TIME seconds on a copy
+# of its seed corpus fuzz/corpus/NAME/ (FUZZ_ONLY=NAME: that one only).
+FUZZ_TIME ?= 60
+FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/%)
+FUZZ_ONLY ?= $(FUZZ_SRC:fuzz/fuzz_%.c=%)
+
+$(BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIB)
+	@echo "  FUZZ    $@"
+	$(Q)$(CC) $(CFLAGS) -DGH_SRCDIR='"$(CURDIR)"' -fsanitize=fuzzer -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BIN)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-bins
+
+fuzz: fuzz-build
+	@sh fuzz/run.sh build-fuzz $(FUZZ_TIME) $(FUZZ_ONLY)
+
 # Unit and integration tests of this build; each binary is a Criterion suite.
 check-unit: $(BINS) $(TEST_BIN) $(SIMS)
 	@set -e; export GH_BUILD=$(BUILD); for t in $(TEST_BIN); do \
@@ -116,6 +152,11 @@ check-san:
 check:
 	$(MAKE) SAN=0 check-unit
 	$(MAKE) SAN=1 check-unit
+
+# The bus workers are threads: their tests against a ThreadSanitizer build.
+check-tsan:
+	@$(MAKE) --no-print-directory TSAN=1 all build-tsan/sim/modbus_sim
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" /usr/bin/python3 tests/bus/run.py build-tsan
 
 bench: $(BINS) $(BENCH_BIN) $(SIMS)
 	@for b in $(BENCH_BIN); do $$b; done
@@ -153,6 +194,6 @@ package-test: $(BINS)
 	GH_BUILD=$(BUILD) sh tests/package/run.sh
 
 clean:
-	rm -rf build build-san dist
+	rm -rf build build-san build-fuzz build-tsan dist
 
 -include $(wildcard $(BUILD)/obj/*.d)

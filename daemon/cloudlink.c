@@ -429,7 +429,7 @@ static void sb_jstr(sbuf_t *b, const char *s)
 	sb_add(b, "\"", 1);
 }
 
-static void bad_answer(cloudlink_t *c, creq_t *r, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void bad_answer(cloudlink_t *c, creq_t *r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -615,12 +615,16 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 
 /* ---- local changes ---- */
 
-static int start_push(cloudlink_t *c)
+/* The next batch of local changes to push: *BODY gets the request's JSON
+ * text; returns what was sent (with each change's seq) for the answer, or
+ * NULL when nothing is pending. */
+static json_t *changes_batch(cloudlink_t *c, char **body)
 {
+	*body = NULL;
 	sqlite3_stmt *s = store_stmt(c->st, "SELECT seq, change_id, entity, op, eid, base_rev, data FROM local_changes "
 					    "WHERE state = 'pending' ORDER BY seq LIMIT ?");
 	if (!s)
-		return 0;
+		return NULL;
 	sqlite3_bind_int(s, 1, CHANGES_BATCH);
 	json_t *list = json_array(), *sent = json_array(), *seen = json_object();
 	while (sqlite3_step(s) == SQLITE_ROW) {
@@ -649,11 +653,21 @@ static int start_push(cloudlink_t *c)
 	if (!json_array_size(list)) {
 		json_decref(list);
 		json_decref(sent);
-		return 0;
+		return NULL;
 	}
-	json_t *body = json_pack("{s:o}", "changes", list);
-	creq_t *r = req_start(c, R_CHANGES, CH_SYNC, "POST", "/changes", jdump(body), 30000);
-	json_decref(body);
+	json_t *b = json_pack("{s:o}", "changes", list);
+	*body = jdump(b);
+	json_decref(b);
+	return sent;
+}
+
+static int start_push(cloudlink_t *c)
+{
+	char *body;
+	json_t *sent = changes_batch(c, &body);
+	if (!sent)
+		return 0;
+	creq_t *r = req_start(c, R_CHANGES, CH_SYNC, "POST", "/changes", body, 30000);
 	if (r)
 		r->ctx = sent;
 	else
@@ -833,15 +847,18 @@ static int add_events(sbuf_t *b, json_t *map, sqlite3_stmt *s, int *n)
 }
 
 /* Alarms first (they jump the queue), then the oldest of the rest: the
- * backlog drains in order, one batch in flight at a time. */
-static int start_drain(cloudlink_t *c)
+ * backlog drains in order, one batch in flight at a time. *BODY gets the
+ * request's JSON text; returns the map of event id -> outbox seq for the
+ * answer, or NULL when nothing is pending. */
+static json_t *events_batch(cloudlink_t *c, char **body)
 {
+	*body = NULL;
 	sqlite3_stmt *a = store_stmt(c->st, "SELECT seq, id, device, type, ts, data FROM outbox INDEXED BY outbox_alarms "
 					    "WHERE state = 'pending' AND is_alarm = 1 ORDER BY seq LIMIT ?");
 	sqlite3_stmt *o = store_stmt(c->st, "SELECT seq, id, device, type, ts, data FROM outbox INDEXED BY outbox_state "
 					    "WHERE state = 'pending' ORDER BY seq LIMIT ?");
 	if (!a || !o)
-		return 0;
+		return NULL;
 	sbuf_t b = { 0 };
 	json_t *map = json_object();
 	int n = 0;
@@ -855,9 +872,19 @@ static int start_drain(cloudlink_t *c)
 	if (!n || b.oom) {
 		free(b.p);
 		json_decref(map);
-		return 0;
+		return NULL;
 	}
-	creq_t *r = req_start(c, R_EVENTS, CH_SYNC, "POST", "/events", b.p, 30000);
+	*body = b.p;
+	return map;
+}
+
+static int start_drain(cloudlink_t *c)
+{
+	char *body;
+	json_t *map = events_batch(c, &body);
+	if (!map)
+		return 0;
+	creq_t *r = req_start(c, R_EVENTS, CH_SYNC, "POST", "/events", body, 30000);
 	if (r)
 		r->ctx = map;
 	else
@@ -1446,4 +1473,56 @@ void cloud_stop(cloudlink_t *c)
 	uv_close((uv_handle_t *)&c->retry_timer, timer_closed);
 	uv_timer_stop(&c->curl_timer);
 	uv_close((uv_handle_t *)&c->curl_timer, timer_closed);
+}
+
+/* ---- answers without a transfer (fuzzing, tests) ---- */
+
+int cloud_handle_answer(cloudlink_t *c, const char *kind, long status, const char *body, size_t len)
+{
+	/* in rkind_t order */
+	static const char *const kinds[] = { "state", "changes", "events", "heartbeat", "commands", "result" };
+	int k = -1;
+	for (int i = 0; i < (int)(sizeof kinds / sizeof kinds[0]); i++)
+		if (!strcmp(kind, kinds[i]))
+			k = i;
+	if (!c || k < 0)
+		return -1;
+	creq_t *r = calloc(1, sizeof *r);
+	if (!r)
+		return -1;
+	r->c = c;
+	r->kind = (rkind_t)k;
+	r->ch = k == R_COMMANDS ? CH_CMD : k == R_RESULT ? CH_RESULT : CH_SYNC;
+	r->epoch = c->pull_epoch;
+	snprintf(r->what, sizeof r->what, "answer to %s", kinds[k]);
+	/* what the request would have carried, built as for a real one */
+	char *sent = NULL;
+	if (k == R_CHANGES) {
+		r->ctx = changes_batch(c, &sent);
+	} else if (k == R_EVENTS) {
+		r->ctx = events_batch(c, &sent);
+	} else if (k == R_RESULT) {
+		sqlite3_stmt *s = store_stmt(c->st, "SELECT id FROM cloud_commands WHERE reported = 0 AND "
+						    "state IN ('done', 'failed') LIMIT 1");
+		if (s && sqlite3_step(s) == SQLITE_ROW)
+			r->ctx = json_string((const char *)sqlite3_column_text(s, 0));
+		if (s)
+			sqlite3_reset(s);
+	}
+	free(sent);
+	if (body) {
+		r->resp = malloc(len + 1);
+		if (!r->resp) {
+			req_free(r);
+			return -1;
+		}
+		memcpy(r->resp, body, len);
+		r->resp[len] = '\0';
+		r->len = len;
+		r->cap = len + 1;
+	}
+	c->ch[r->ch].busy = 1;
+	finish(c, r, CURLE_OK, status);
+	req_free(r);
+	return 0;
 }

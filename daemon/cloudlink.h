@@ -49,4 +49,13 @@ json_t *cloud_status(cloudlink_t *c);
 /* Stops every transfer and frees the link (handles close in the loop). */
 void cloud_stop(cloudlink_t *c);
 
+/* Handles BODY (LEN bytes, NULL: none) as the cloud's answer with HTTP
+ * STATUS to a request of KIND ("state", "changes", "events", "heartbeat",
+ * "commands", "result") as if its transfer had just completed: what the
+ * request carried (the pending changes, the outbox batch, the command
+ * result) is taken from the store as for a real request. No request goes
+ * out for it; pages fetched ahead ("more") are started as usual. For the
+ * fuzz harness and tests. -1 for an unknown KIND. */
+int cloud_handle_answer(cloudlink_t *c, const char *kind, long status, const char *body, size_t len);
+
 #endif

@@ -664,11 +664,13 @@ static void handle_event(mqttlink_t *l, const char *mac, json_t *ev)
 	int64_t now = gh_now(), ts = now;
 	json_t *t = json_object_get(ev, "ts");
 	if (json_is_number(t)) {
-		int64_t dts = (int64_t)json_number_value(t);
-		if (dts > now - 86400 && dts < now + 86400)
-			ts = dts;
+		/* compared as a double: a real far outside int64 (1e300) must
+		 * not be converted (undefined behaviour) */
+		double dts = json_number_value(t);
+		if (dts > (double)(now - 86400) && dts < (double)(now + 86400))
+			ts = (int64_t)dts;
 		else
-			json_object_set_new(ev, "device_ts", json_integer(dts));
+			json_object_set(ev, "device_ts", t);
 	}
 	gh_err_t err = { 0 };
 	if (engine_pass_begin(l->en, &err)) {

@@ -365,37 +365,53 @@ static void set_online(board_t *bd, int online, const char *err)
 	bd->probe_ms = bd->probe_ms * 2 > PROBE_MAX_MS ? PROBE_MAX_MS : bd->probe_ms * 2;
 }
 
-/* A polled reader block: a moved sequence number is a new read. */
-static void reader_block(busmgr_t *m, board_t *bd, const uint16_t *regs)
+int bus_reader_decode(const char *board, const uint16_t *regs, int code_max, int *have_seq, uint16_t *last_seq,
+		      int *dir, char code[33])
 {
 	uint16_t seq = regs[0];
-	if (!bd->have_seq) {
+	if (!*have_seq) {
 		/* what the reader held before we looked is history, not a read */
-		bd->have_seq = 1;
-		bd->last_seq = seq;
-		return;
+		*have_seq = 1;
+		*last_seq = seq;
+		return 0;
 	}
-	if (seq == bd->last_seq)
-		return;
-	uint16_t moved = (uint16_t)(seq - bd->last_seq);
+	if (seq == *last_seq)
+		return 0;
+	uint16_t moved = (uint16_t)(seq - *last_seq);
 	if (moved > 1)
-		log_warn("bus", "reader %s: %u reads missed between two polls", bd->id, (unsigned)(moved - 1));
-	bd->last_seq = seq;
-	char code[33];
-	size_t len = regs[2] > 32 ? 32 : regs[2];
+		log_warn("bus", "reader %s: %u reads missed between two polls", board, (unsigned)(moved - 1));
+	*last_seq = seq;
+	if (code_max < 1 || code_max > 32)
+		code_max = 32;
+	size_t len = regs[2];
+	if (len > (size_t)code_max) {
+		/* a prefix of the code could be another credential's code */
+		log_warn("bus", "reader %s: a read of %zu bytes (at most %d) dropped", board, len, code_max);
+		return -1;
+	}
 	for (size_t i = 0; i < len; i++)
 		code[i] = (char)(i % 2 ? regs[3 + i / 2] & 0xff : regs[3 + i / 2] >> 8);
 	code[len] = '\0';
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)code[i] < 0x20 || (unsigned char)code[i] > 0x7e) {
-			log_warn("bus", "reader %s: a read with unprintable bytes dropped", bd->id);
-			return;
+			log_warn("bus", "reader %s: a read with unprintable bytes dropped", board);
+			return -1;
 		}
 	if (!len) {
-		log_warn("bus", "reader %s: an empty read dropped", bd->id);
-		return;
+		log_warn("bus", "reader %s: an empty read dropped", board);
+		return -1;
 	}
-	int dir = regs[1] <= 2 ? regs[1] : 0;
+	*dir = regs[1] <= 2 ? regs[1] : 0;
+	return 1;
+}
+
+/* A polled reader block: a moved sequence number is a new read. */
+static void reader_block(busmgr_t *m, board_t *bd, const uint16_t *regs)
+{
+	char code[33];
+	int dir = 0;
+	if (bus_reader_decode(bd->id, regs, bd->p->code_max, &bd->have_seq, &bd->last_seq, &dir, code) != 1)
+		return;
 	log_info("bus", "reader %s: %s %s (%s)", bd->id, bd->p->kind == PROF_UHF ? "tag" : "plate", code,
 		 dir == 1 ? "entry" : dir == 2 ? "exit" : "direction unknown");
 	if (m->on_read)

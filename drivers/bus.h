@@ -8,6 +8,7 @@
 #define GH_BUS_H
 
 #include <jansson.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "store.h"
@@ -46,6 +47,15 @@ int lift_floor_label(const char *ground, int has_start, int start, int channel, 
 typedef void (*bus_read_fn)(void *ctx, const char *board, const char *lot, int direction,
 			    const char *method, const char *code);
 void busmgr_set_reader_cb(busmgr_t *m, bus_read_fn fn, void *ctx);
+/* Decodes one polled reader block (MODBUS.md: regs[0] sequence, [1]
+ * direction, [2] code length in bytes, [3..18] the code, high byte first)
+ * of BOARD against the last sequence seen (*HAVE_SEQ, *LAST_SEQ, updated).
+ * Returns 1 for a new read (*DIR 0/1/2, CODE NUL-terminated), 0 when the
+ * sequence did not move (or was seen for the first time), -1 for a new read
+ * that is dropped (logged): empty, unprintable bytes, or longer than
+ * CODE_MAX (the profile's, 1..32). */
+int bus_reader_decode(const char *board, const uint16_t *regs, int code_max, int *have_seq, uint16_t *last_seq,
+		      int *dir, char code[33]);
 
 /* An input of a board with inputs (MK485 modes rs485_input_*): LEVEL for a
  * non-latching board's change, or 1 for an edge a latching board latched
