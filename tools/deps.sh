@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential pkg-config ca-certificates tzdata python3 sqlite3
 libsqlite3-dev libjansson-dev libinih-dev libuv1-dev libsystemd-dev libssl-dev
 libcriterion-dev libmosquitto-dev mosquitto mosquitto-clients python3-paho-mqtt
-libmodbus-dev socat libcurl4-openssl-dev openssl libwebsockets-dev wrk
+libmodbus-dev socat libcurl4-openssl-dev openssl libwebsockets-dev wrk faketime
 clang libclang-rt-dev"
 
 missing=""
