@@ -133,7 +133,8 @@ int jf_ts(json_t *o, const char *key, const char *path, int64_t *out, int *prese
 	}
 	if (gh_ts_parse(v, out))
 		return gh_err(err, 422, "invalid", FIELD(path, key),
-			      "%s must be Unix seconds or an ISO-8601 date-time", FIELD(path, key));
+			      "%s must be Unix seconds or an ISO-8601 date-time (years 0000-9999)",
+			      FIELD(path, key));
 	json_object_set_new(o, key, json_integer(*out));
 	*present = 1;
 	return 0;

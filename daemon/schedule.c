@@ -41,7 +41,7 @@ int sched_from_json(json_t *obj, const char *field, sched_t *out, gh_err_t *err)
 		snprintf(f, sizeof f, "%s.%s", field, bounds[i]);
 		if (gh_ts_parse(v, &t))
 			return gh_err(err, 422, "invalid", f,
-				      "%s must be Unix seconds or an ISO-8601 date-time", f);
+				      "%s must be Unix seconds or an ISO-8601 date-time (years 0000-9999)", f);
 		json_object_set_new(obj, bounds[i], json_integer(t));
 		if (i == 0) {
 			out->has_start = 1;

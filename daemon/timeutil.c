@@ -51,7 +51,12 @@ static int digits(const char *s, int n, int *out)
 int gh_ts_parse(const json_t *v, int64_t *out)
 {
 	if (json_is_integer(v)) {
-		*out = json_integer_value(v);
+		/* the years 0000..9999 of the ISO form: arithmetic on times
+		 * (durations, windows) can then never overflow */
+		json_int_t t = json_integer_value(v);
+		if (t < GH_TS_MIN || t > GH_TS_MAX)
+			return -1;
+		*out = t;
 		return 0;
 	}
 	if (!json_is_string(v))

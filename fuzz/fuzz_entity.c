@@ -2,9 +2,10 @@
  * daemon/entity.c, daemon/jutil.c): what the REST API, the cloud, the CLI
  * and imports all hand to ent_put.
  *
- * Input: byte 0 picks the entity kind (mod ENT__COUNT) and the context
+ * Input: byte 0 picks the entity kind (low 4 bits, mod ENT__COUNT) and the context
  * (bit 4: a local edit, audited and journaled; bit 5: a cloud snapshot,
- * lenient references; bit 6: the id comes from the path, "x1"); the rest
+ * lenient references; bit 6: the id comes from the path, "x1"; bit 7: the
+ * site's other settings, PIN mode and temp keys of at most 30 days); the rest
  * is the JSON text. Checks, on top of the sanitizers: a put that succeeds
  * stores a canonical form that reads back, validates again (ent_check) and
  * can be put again unchanged; ent_check and ent_put agree. */
@@ -39,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1 || size > 65536)
 		return 0;
-	ent_t e = (ent_t)(data[0] % ENT__COUNT);
+	ent_t e = (ent_t)((data[0] & 0x0f) % ENT__COUNT);
 	ent_ctx_t ctx = { .local = (data[0] >> 4) & 1, .actor = "fuzz", .lenient_refs = (data[0] >> 5) & 1 };
 	if (ctx.lenient_refs) {
 		ctx.actor = "cloud";
@@ -52,11 +53,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!j)
 		return 0;
 	fz_restore(st);
+	if (data[0] & 0x80)
+		fz_put(st, ENT_SETTINGS, "{\"pin_mode\":\"pin\",\"temp_key_max_days\":30,\"kind\":\"office\"}");
 
 	gh_err_t cerr = { 0 }, perr = { 0 };
 	json_t *checked = NULL, *stored = NULL;
 	int crc = ent_check(st, e, pid, j, &checked, &cerr);
 	int prc = ent_put(st, e, pid, j, &ctx, &stored, &perr);
+	if (getenv("GH_FUZZ_VERBOSE"))
+		fprintf(stderr, "%s: check %d (%d %s: %s), put %d (%d %s: %s)\n", ent_name(e), crc, cerr.status, cerr.field,
+			cerr.message, prc, perr.status, perr.field, perr.message);
 	if (crc && cerr.message[0] == '\0')
 		fail("ent_check failed without a message", e, "", &cerr);
 	if (prc && perr.message[0] == '\0')

@@ -1751,3 +1751,22 @@ Test(validate, parking_lot)
 	store_close(st);
 	tu_rmdir();
 }
+
+/* Times are bounded to the years 0000..9999 (found by fuzz/fuzz_entity: a
+ * temp key window spanning the whole int64 range overflowed the max-days
+ * check). */
+Test(validate, times_bounded)
+{
+	store_t *st = site();
+	tu_put(st, ENT_SETTINGS, q("{'temp_key_max_days':30}"));
+	PUT_FAILS(st, ENT_TEMP_KEY,
+		  q("{'id':'k9','code':'4242','devices':['" MAC_DP "'],"
+		    "'schedule':{'start':-9223372036854775807,'end':9223372036854775807}}"),
+		  422, "schedule.start");
+	PUT_FAILS(st, ENT_CREDENTIAL,
+		  q("{'id':'c9','person':'p101','type':'rf','code':'AB1','valid_until':253402300800}"), 422,
+		  "valid_until");
+	tu_put(st, ENT_CREDENTIAL, q("{'id':'c9','person':'p101','type':'rf','code':'AB1','valid_until':253402300799}"));
+	store_close(st);
+	tu_rmdir();
+}
