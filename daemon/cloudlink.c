@@ -1442,6 +1442,8 @@ json_t *cloud_status(cloudlink_t *c)
 			      (json_int_t)count_of(c->st, "SELECT count(*) FROM local_changes WHERE state = 'pending'"),
 			      "conflicts", (json_int_t)count_of(c->st, "SELECT count(*) FROM conflicts"));
 	json_object_set_new(o, "last_error", c->last_error[0] ? json_string(c->last_error) : json_null());
+	json_object_set_new(o, "events_sent", json_integer(c->sent));
+	json_object_set_new(o, "events_rejected", json_integer(c->rejected));
 	return o;
 }
 

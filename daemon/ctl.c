@@ -7,6 +7,7 @@
 
 #include "bus.h"
 #include "cloudlink.h"
+#include "diagnose.h"
 #include "disk.h"
 #include "entity.h"
 #include "log.h"
@@ -213,6 +214,10 @@ json_t *ctl_handle(const ctl_env_t *env, const json_t *req)
 			json_object_set_new(d, "logs_dropped", json_integer(engine_logs_dropped(env->en)));
 			json_object_set_new(s, "disk", d);
 		}
+		if (env->mqtt)
+			json_object_set_new(s, "mqtt", json_pack("{s:b}", "connected", mqttlink_connected(env->mqtt)));
+		json_object_set_new(s, "daemon", json_string("running"));
+		json_object_set_new(s, "problems", status_problems(s));
 		json_object_set_new(s, "ok", json_true());
 		if (rid)
 			json_object_set_new(s, "rid", json_string(rid));

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counters.h"
 #include "entity_int.h"
 #include "jutil.h"
 #include "log.h"
@@ -1013,6 +1014,10 @@ int64_t engine_logs_dropped(const engine_t *en) { return en ? en->logs_dropped :
 static int write_door_log(dctx_t *d, access_result_t *r, gh_err_t *err)
 {
 	engine_t *en = d->en;
+	if (r->granted)
+		GH_COUNT(decisions_granted);
+	else
+		GH_COUNT(decisions_denied);
 	if (!en->batching) {
 		door_log_t l;
 		fill_log(d, r, &l);

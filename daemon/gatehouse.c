@@ -15,7 +15,9 @@
 #include "config.h"
 #include "ctl.h"
 #include "disk.h"
+#include "diagnose.h"
 #include "dynsec.h"
+#include "logcsv.h"
 #include "engine.h"
 #include "jutil.h"
 #include "entity.h"
@@ -37,7 +39,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: gatehouse --config FILE COMMAND ...\n"
-		"  status\n"
+		"  status [--json|--text]   (exit 4 when something is broken)\n"
 		"  user add NAME --role admin|manager|viewer   (password on stdin)\n"
 		"  user passwd NAME | user del NAME\n"
 		"  import residents FILE.csv [--partial]\n"
@@ -50,6 +52,7 @@ static void usage(FILE *f)
 		"  device passwd MAC\n"
 		"  device command MAC[,MAC...]|all reboot|reset|autop|message|relay.open [ARGS-JSON]\n"
 		"  logs door [--limit N]\n"
+		"  export logs [--log door|calls|alarms|audit|detections] [--from T] [--to T] FILE.csv|-\n"
 		"  cloud conflicts|rejected [--limit N] | cloud retry\n"
 		"  relay open DEVICE_OR_BOARD N        (remote door open, through the daemon)\n"
 		"  backup FILE | restore FILE (daemon stopped)\n");
@@ -138,28 +141,48 @@ static int read_password(char *buf, size_t len)
 	return 0;
 }
 
-static int cmd_status(void)
+/* JSON for scripts (or with --json), words for a person at a terminal (or
+ * with --text): a summary and each problem with what to check. */
+static int cmd_status(int argc, char **argv)
 {
+	int text = isatty(STDOUT_FILENO);
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			text = 0;
+		else if (!strcmp(argv[i], "--text"))
+			text = 1;
+		else {
+			fprintf(stderr, "gatehouse: status takes --json or --text, not %s\n", argv[i]);
+			return 2;
+		}
+	}
 	json_t *req = json_pack("{s:s}", "op", "status");
 	json_t *d = daemon_request(req);
 	json_decref(req);
 	if (d) {
 		json_object_del(d, "ok");
 		json_object_set_new(d, "daemon", json_string("running"));
-		print_json(d);
-		json_decref(d);
-		return 0;
+	} else {
+		store_t *st = open_store();
+		if (!st)
+			return 1;
+		d = status_json(st, -1, g_cfg.cloud_url[0] ? "down" : "standalone");
+		store_close(st);
+		json_object_set_new(d, "daemon", json_string("stopped"));
+		json_object_set_new(d, "problems", status_problems(d));
 	}
-	store_t *st = open_store();
-	if (!st)
-		return 1;
-	json_t *s = status_json(st, -1, g_cfg.cloud_url[0] ? "down" : "standalone");
-	json_object_set_new(s, "daemon", json_string("stopped"));
-	json_object_set_new(s, "disk", disk_probe_json(g_cfg.db, g_cfg.min_free_mb << 20));
-	print_json(s);
-	json_decref(s);
-	store_close(st);
-	return 0;
+	if (text)
+		status_print(stdout, d);
+	else
+		print_json(d);
+	int bad = 0;
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(d, "problems"), i, p) bad |=
+	    !strcmp(json_string_value(json_object_get(p, "level")) ? json_string_value(json_object_get(p, "level")) : "",
+		    "error");
+	json_decref(d);
+	return bad ? 4 : 0;
 }
 
 static int cmd_user(int argc, char **argv)
@@ -689,6 +712,113 @@ static int cmd_logs(int argc, char **argv)
 	return 0;
 }
 
+/* --from/--to: Unix seconds or ISO-8601; a bare date as --to means the
+ * end of that day (the whole day is exported). */
+static int parse_when(const char *opt, const char *v, int end_of_day, int64_t *out)
+{
+	if (*v && strspn(v, "0123456789") == strlen(v)) {
+		*out = strtoll(v, NULL, 10);
+		return 0;
+	}
+	json_t *j = json_string(v);
+	int rc = gh_ts_parse(j, out);
+	json_decref(j);
+	if (rc) {
+		fprintf(stderr, "gatehouse: %s %s: expected Unix seconds or a date/time like 2026-11-01 or "
+				"2026-11-01T08:00:00Z\n", opt, v);
+		return -1;
+	}
+	if (end_of_day && strlen(v) == 10)
+		*out += 86399;
+	return 0;
+}
+
+/* export logs [--log door|calls|alarms|audit|detections] [--from T] [--to T] FILE.csv|-
+ * the same CSV as the API's export, oldest first; safe while the daemon runs
+ * (a read transaction of its own). */
+static int cmd_export(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[0], "logs")) {
+		usage(stderr);
+		return 2;
+	}
+	const char *log = "door", *file = NULL;
+	int64_t from = 0, to = INT64_MAX;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--log") && i + 1 < argc)
+			log = argv[++i];
+		else if (!strcmp(argv[i], "--from") && i + 1 < argc) {
+			if (parse_when("--from", argv[++i], 0, &from))
+				return 2;
+		} else if (!strcmp(argv[i], "--to") && i + 1 < argc) {
+			if (parse_when("--to", argv[++i], 1, &to))
+				return 2;
+		} else if (!file && (argv[i][0] != '-' || !strcmp(argv[i], "-")))
+			file = argv[i];
+		else {
+			fprintf(stderr, "gatehouse: export logs: unexpected %s\n", argv[i]);
+			return 2;
+		}
+	}
+	const char *table = log_table(log);
+	if (!table) {
+		fprintf(stderr, "gatehouse: --log %s: logs are door, calls, alarms, audit or detections\n", log);
+		return 2;
+	}
+	if (!file) {
+		fprintf(stderr, "gatehouse: export logs needs a file to write (or - for standard output)\n");
+		return 2;
+	}
+	if (from > to) {
+		fprintf(stderr, "gatehouse: --from is after --to: nothing to export\n");
+		return 2;
+	}
+	store_t *st = open_store();
+	if (!st)
+		return 1;
+	char sql[160];
+	snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE ts >= ? AND ts <= ? ORDER BY id", table);
+	sqlite3_stmt *q = NULL;
+	if (sqlite3_prepare_v2(store_db(st), sql, -1, &q, NULL) != SQLITE_OK) {
+		fprintf(stderr, "gatehouse: %s\n", sqlite3_errmsg(store_db(st)));
+		store_close(st);
+		return 1;
+	}
+	sqlite3_bind_int64(q, 1, from);
+	sqlite3_bind_int64(q, 2, to);
+	/* written next to the target and renamed: a failed export leaves no half file */
+	char tmp[4200];
+	FILE *f = stdout;
+	if (strcmp(file, "-")) {
+		snprintf(tmp, sizeof tmp, "%s.part", file);
+		f = fopen(tmp, "w");
+		if (!f) {
+			fprintf(stderr, "gatehouse: cannot write %s: %s\n", tmp, strerror(errno));
+			sqlite3_finalize(q);
+			store_close(st);
+			return 1;
+		}
+	}
+	long rows = csv_rows(q, f);
+	sqlite3_finalize(q);
+	store_close(st);
+	int bad = rows < 0 || ferror(f);
+	if (f != stdout) {
+		bad |= fclose(f) != 0;
+		if (bad || rename(tmp, file)) {
+			fprintf(stderr, "gatehouse: export to %s failed%s%s\n", file, bad ? "" : ": ",
+				bad ? "" : strerror(errno));
+			unlink(tmp);
+			return 1;
+		}
+		fprintf(stderr, "%ld %s logs written to %s\n", rows, log, file);
+	} else if (bad) {
+		fprintf(stderr, "gatehouse: export failed part way\n");
+		return 1;
+	}
+	return 0;
+}
+
 /* The cloud link's lists an admin looks at: local edits the cloud refused
  * (with both versions), events it rejected; "retry" queues those again. */
 static int cmd_cloud(int argc, char **argv)
@@ -807,7 +937,7 @@ int main(int argc, char **argv)
 	int n = argc - i - 1;
 	char **rest = argv + i + 1;
 	int rc;
-	if (!strcmp(cmd, "status")) rc = cmd_status();
+	if (!strcmp(cmd, "status")) rc = cmd_status(n, rest);
 	else if (!strcmp(cmd, "user")) rc = cmd_user(n, rest);
 	else if (!strcmp(cmd, "import")) rc = cmd_import(n, rest);
 	else if (!strcmp(cmd, "access")) rc = cmd_access(n, rest);
@@ -819,6 +949,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "apartment")) rc = cmd_apartment(n, rest);
 	else if (!strcmp(cmd, "device")) rc = cmd_device(n, rest);
 	else if (!strcmp(cmd, "logs")) rc = cmd_logs(n, rest);
+	else if (!strcmp(cmd, "export")) rc = cmd_export(n, rest);
 	else if (!strcmp(cmd, "cloud")) rc = cmd_cloud(n, rest);
 	else if (!strcmp(cmd, "relay")) rc = cmd_relay(n, rest);
 	else if (!strcmp(cmd, "backup") && n == 1) rc = cmd_backup(rest[0], 0);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "counters.h"
 #include "entity.h"
 #include "entity_int.h"
 #include "jutil.h"
@@ -502,8 +503,11 @@ static int event_rows(mqttlink_t *l, const char *mac, json_t *ev, const char *id
 	sqlite3_bind_int64(s, 3, ts);
 	if (run_stmt(st, s))
 		return -1;
-	if (sqlite3_changes(store_db(st)) == 0)
+	if (sqlite3_changes(store_db(st)) == 0) {
+		GH_COUNT(events_dup);
 		return 0; /* seen before: acknowledged again, stored once */
+	}
+	GH_COUNT(events_in);
 
 	int rc = 0;
 	if (type == 0) { /* access decided by the device */
@@ -686,6 +690,7 @@ static void respond(mqttlink_t *l, const char *mac, json_t *resp)
 	char topic[96];
 	dev_topic(topic, sizeof topic, mac, "resp");
 	publish_json(l, topic, resp, 0);
+	GH_COUNT(mqtt_requests);
 }
 
 static void handle_req(mqttlink_t *l, const char *mac, json_t *req)

@@ -82,6 +82,7 @@ typedef struct board {
 	uint64_t next_poll_ms;
 	int online;       /* -1 unknown, 0 offline, 1 online */
 	char last_error[128];
+	uint64_t requests, errors; /* answered and failed requests since start (loop thread) */
 	uint64_t next_probe_ms;
 	unsigned probe_ms;
 	chan_t ch[MAX_CHANNELS + 1];
@@ -461,6 +462,9 @@ static void on_results(uv_async_t *a)
 			bd->poll_pending = 0;
 		if (r->clear_input)
 			bd->clearing[r->clear_input - 1] = 0; /* cleared, or to be seen again */
+		bd->requests++;
+		if (!r->ok)
+			bd->errors++;
 		if (r->ok) {
 			set_online(bd, 1, NULL);
 			if (r->channel)
@@ -769,7 +773,8 @@ json_t *busmgr_status(busmgr_t *m)
 {
 	json_t *a = json_array();
 	for (board_t *bd = m ? m->boards : NULL; bd; bd = bd->next) {
-		json_t *o = json_pack("{s:s,s:b,s:s}", "id", bd->id, "online", bd->online == 1, "bus", bd->bus->key);
+		json_t *o = json_pack("{s:s,s:b,s:s,s:I,s:I}", "id", bd->id, "online", bd->online == 1, "bus",
+				      bd->bus->key, "requests", (json_int_t)bd->requests, "errors", (json_int_t)bd->errors);
 		json_object_set_new(o, "last_error", bd->last_error[0] ? json_string(bd->last_error) : json_null());
 		json_array_append_new(a, o);
 	}

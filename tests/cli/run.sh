@@ -116,7 +116,18 @@ while [ ! -S "$T/ctl.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); don
 [ -S "$T/ctl.sock" ] && ok "daemon listens on its control socket" || bad "daemon listens on its control socket"
 perm=$(stat -c %a "$T/ctl.sock" 2>/dev/null)
 [ "$perm" = "660" ] && ok "control socket is 0660" || bad "control socket is 0660 (got $perm)"
-gh status >"$T/out" 2>&1 && grep -q '"daemon": "running"' "$T/out" && grep -q '"wan": "standalone"' "$T/out" && ok "status from the daemon" || bad "status from the daemon"
+gh status >"$T/out" 2>&1
+rc=$?
+grep -q '"daemon": "running"' "$T/out" && grep -q '"wan": "standalone"' "$T/out" && ok "status from the daemon" || bad "status from the daemon"
+# no broker runs in this test: status names that, says what to check, exits 4
+[ $rc -eq 4 ] && grep -q '"level": "error"' "$T/out" && grep -q 'not connected to the MQTT broker' "$T/out" &&
+	ok "status explains what is wrong (no broker) and exits 4" || bad "status explains what is wrong (exit $rc)"
+gh status --text >"$T/out" 2>&1
+grep -q '^gatehouse .*daemon running' "$T/out" && grep -q 'broker     NOT CONNECTED' "$T/out" &&
+	grep -q 'ERROR   not connected to the MQTT broker' "$T/out" && grep -q -- '-> check mosquitto runs' "$T/out" &&
+	ok "status --text: a summary, the problem and what to check" || bad "status --text: $(cat "$T/out")"
+gh status --bogus >"$T/out" 2>&1
+[ $? -eq 2 ] && grep -q 'status takes --json or --text' "$T/out" && ok "status with a wrong option -> exit 2" || bad "status with a wrong option"
 gh access check --device 0C11050B9814 --method pin --code 1234 >"$T/out" 2>&1
 [ $? -eq 0 ] && grep -q '"via": "daemon"' "$T/out" && grep -q '"person": "Anna Berger"' "$T/out" && ok "daemon decides access" || bad "daemon decides access"
 grep -q 'info engine: access.check device=0C11050B9814 method=pin relay=0 -> granted' "$T/daemon.log" && ok "decision logged with level and subsystem" || bad "decision logged"
@@ -124,6 +135,21 @@ grep -q '1234' "$T/daemon.log" && bad "PIN never in the daemon log" || ok "PIN n
 # the daemon commits door logs within a few ms of the decision
 i=0; while ! sqlite3 "$T/site.db" "select result, code from door_logs order by id desc limit 1" | grep -qx 'success|\*\*\*\*' && [ $i -lt 50 ]; do sleep 0.02; i=$((i + 1)); done
 sqlite3 "$T/site.db" "select result, code from door_logs order by id desc limit 1" | grep -qx 'success|\*\*\*\*' && ok "door log written, PIN masked" || bad "door log written, PIN masked"
+gh export logs --from 2000-01-01 --to 2100-12-31 "$T/door.csv" 2>"$T/out"
+n=$(sqlite3 "$T/site.db" "select count(*) from door_logs")
+head -n 1 "$T/door.csv" | grep -q '^id,ts,type,' && [ "$(tail -n +2 "$T/door.csv" | grep -c .)" = "$n" ] &&
+	grep -q "$n door logs written" "$T/out" && ok "export logs: every door log in the range as CSV ($n)" || bad "export logs ($n): $(cat "$T/out")"
+grep -q '1234' "$T/door.csv" && bad "export logs keeps PINs masked" || ok "export logs keeps PINs masked"
+gh export logs --from 2100-01-01 "$T/none.csv" 2>/dev/null && [ "$(grep -c . "$T/none.csv")" = 1 ] &&
+	ok "export logs of an empty range: the header only" || bad "export logs of an empty range"
+gh export logs --log audit - 2>/dev/null | head -n 1 | grep -q '^id,ts,actor,action' && ok "export logs --log audit to stdout" || bad "export logs --log audit to stdout"
+gh export logs --from yesterday "$T/x.csv" >"$T/out" 2>&1
+[ $? -eq 2 ] && grep -q -- '--from yesterday: expected Unix seconds or a date' "$T/out" && [ ! -e "$T/x.csv" ] &&
+	ok "export logs with a bad date -> exit 2, no file" || bad "export logs with a bad date: $(cat "$T/out")"
+gh export logs --log doors "$T/x.csv" >"$T/out" 2>&1
+[ $? -eq 2 ] && grep -q 'logs are door, calls' "$T/out" && ok "export logs of an unknown log -> exit 2" || bad "export logs of an unknown log"
+gh export logs "$T/no/such/dir/x.csv" >"$T/out" 2>&1
+[ $? -eq 1 ] && grep -q 'cannot write' "$T/out" && ok "export logs to an unwritable place -> exit 1, says why" || bad "export logs unwritable: $(cat "$T/out")"
 # an edit by the CLI while the daemon runs is seen by the next decision
 echo '{"id":"p1","kind":"resident","apartment":"a101","first_name":"Anna","active":false}' | gh put person - >/dev/null 2>&1
 gh access check --device 0C11050B9814 --method pin --code 1234 >"$T/out" 2>&1
@@ -154,6 +180,10 @@ kill -TERM "$DPID"
 wait "$DPID"
 rc=$?
 DPID=""
+gh status --text >"$T/out" 2>&1
+[ $? -eq 4 ] && grep -q 'daemon stopped' "$T/out" && grep -q 'gatehoused is not running' "$T/out" &&
+	grep -q 'journalctl -u gatehoused' "$T/out" && ok "status of a stopped daemon says so and where to look" ||
+	bad "status of a stopped daemon: $(cat "$T/out")"
 [ $rc -eq 0 ] && grep -q "stopping (SIGTERM)" "$T/daemon.log" && ok "SIGTERM stops cleanly (exit 0)" || bad "SIGTERM stops cleanly (rc=$rc)"
 [ ! -S "$T/ctl.sock" ] && ok "control socket removed on stop" || bad "control socket removed on stop"
 gh restore "$T/backup.db" >"$T/out" 2>&1 && ok "restore with the daemon stopped" || bad "restore with the daemon stopped"
