@@ -920,11 +920,15 @@ static void on_feed(uv_timer_t *t)
 	json_array_foreach(boards, i, b) {
 		const char *id = json_string_value(json_object_get(b, "id"));
 		json_t *was = json_object_get(w->boards, id);
-		if (!was || !json_equal(was, b)) {
-			json_object_set(w->boards, id, b);
+		/* a change of state, not of the request counters */
+		json_t *now = json_pack("{s:O,s:O}", "online", json_object_get(b, "online"), "last_error",
+					json_object_get(b, "last_error") ? json_object_get(b, "last_error") : json_null());
+		if (!was || !json_equal(was, now)) {
+			json_object_set(w->boards, id, now);
 			broadcast(w, json_pack("{s:s,s:s,s:O,s:O}", "type", "board", "id", id, "online",
 					       json_object_get(b, "online"), "last_error", json_object_get(b, "last_error")));
 		}
+		json_decref(now);
 	}
 	json_decref(boards);
 	const char *wan = w->env.wan ? w->env.wan : "standalone";

@@ -22,6 +22,9 @@
 #define TICK_MS 10
 #define PROBE_MIN_MS 1000
 #define PROBE_MAX_MS 60000
+/* an online board nobody talked to for this long is asked whether it is
+ * still there, so a dead board shows before a door fails on it */
+#define HEALTH_MS 10000
 
 typedef struct req {
 	struct req *next;
@@ -84,6 +87,7 @@ typedef struct board {
 	char last_error[128];
 	uint64_t requests, errors; /* answered and failed requests since start (loop thread) */
 	uint64_t next_probe_ms;
+	uint64_t next_health_ms; /* monotonic ms; pushed back by every answer */
 	unsigned probe_ms;
 	chan_t ch[MAX_CHANNELS + 1];
 } board_t;
@@ -465,6 +469,8 @@ static void on_results(uv_async_t *a)
 		bd->requests++;
 		if (!r->ok)
 			bd->errors++;
+		else
+			bd->next_health_ms = gh_mono_ms() + HEALTH_MS;
 		if (r->ok) {
 			set_online(bd, 1, NULL);
 			if (r->channel)
@@ -510,6 +516,9 @@ static void on_tick(uv_timer_t *t)
 		}
 		if (bd->online == 0 && now >= bd->next_probe_ms) {
 			bd->next_probe_ms = now + bd->probe_ms; /* until the probe answers */
+			enqueue(bd, 0, 0, 1);
+		} else if (bd->online == 1 && !bd->input_mode && now >= bd->next_health_ms) {
+			bd->next_health_ms = now + HEALTH_MS;
 			enqueue(bd, 0, 0, 1);
 		}
 	}

@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.getcwd()
 sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
@@ -377,6 +378,33 @@ try:
     hello = ws.until(lambda m: m.get("type") == "hello")
     ok("with a hello naming the user and the state", hello and hello["user"] == "vic" and
        hello["wan"] == "standalone" and hello["emergency"] is False, hello)
+    sim_port = free_port()
+    sim = subprocess.Popen([os.path.join(ROOT, BUILD, "sim", "modbus_sim"), "--profile",
+                            os.path.join(ROOT, "drivers", "profiles", "HF-8000.ini"), "--tcp", str(sim_port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        st, j, _, _ = admin.req("POST", "/api/v1/relay_boards", {
+            "id": "gate-board", "name": "Gate board", "profile": "HF-8000", "mode": "ethernet",
+            "bus": "127.0.0.1:%d" % sim_port, "channels": [{"channel": 1, "name": "Gate", "function": "door"}]})
+        ok("a board added through the API", st == 201, j)
+        ok("its state arrives live", ws.until(lambda m: m.get("type") == "board" and m.get("id") == "gate-board" and
+                                               m.get("online") is True, 10))
+        again, end = 0, time.time() + 2
+        while time.time() < end:
+            try:
+                got = ws.messages(0.3)
+            except (OSError, EOFError):
+                got = []
+            again += sum(m.get("type") == "board" for m in got if m)
+        ok("a board that stays online is not announced again (polls are no news)", again == 0, again)
+        sim.kill()
+        ok("a board that stops answering is announced offline with its error",
+           ws.until(lambda m: m.get("type") == "board" and m.get("id") == "gate-board" and m.get("online") is False
+                    and m.get("last_error"), 15))
+        admin.req("DELETE", "/api/v1/relay_boards/gate-board")
+    finally:
+        sim.kill()
+        sim.wait()
     mgr.req("POST", "/api/v1/emergency", {"state": "on"})
     ok("an emergency arrives live", ws.until(lambda m: m.get("type") == "emergency" and m.get("on") is True))
     m = ws.until(lambda m: m.get("type") == "event" and m.get("log") == "door", 3)

@@ -56,6 +56,14 @@ export function Dashboard({ live, setLive }) {
     </section>
     ${asking && html`<${EmergencyDialog} on=${live.emergency} onClose=${() => setAsking(false)}
       onDone=${(on) => { setLive((l) => ({ ...l, emergency: on })); st.reload(); }} />`}
+    ${s && Array.isArray(s.problems) && html`<section aria-labelledby="problems-head" class="problems" data-test="problems">
+      <h2 id="problems-head">${s.problems.length ? `${s.problems.length} problem${s.problems.length === 1 ? '' : 's'}` : 'No problems found'}</h2>
+      ${s.problems.length > 0 && html`<ul>
+        ${s.problems.map((p, i) => html`<li key=${i} class=${`problem ${p.level}`} data-test="problem" data-level=${p.level}>
+          <strong>${p.level === 'error' ? 'Error' : 'Warning'}:</strong> ${p.what}
+          <br /><span class="help">What to check: ${p.fix}</span></li>`)}
+      </ul>`}
+    </section>`}
     ${s && html`<section aria-labelledby="site-head">
       <h2 id="site-head">Site status</h2>
       <div class="cards">
