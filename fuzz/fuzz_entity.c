@@ -6,7 +6,9 @@
  * (bit 4: a local edit, audited and journaled; bit 5: a cloud snapshot,
  * lenient references; bit 6: the id comes from the path, "x1"; bit 7: the
  * site's other settings, PIN mode and temp keys of at most 30 days); the rest
- * is the JSON text. Checks, on top of the sanitizers: a put that succeeds
+ * is the JSON text. Several records, one a line, are applied in order (the
+ * settings bit of the first counts; a record stays stored for the next).
+ * Checks, on top of the sanitizers: a put that succeeds
  * stores a canonical form that reads back, validates again (ent_check) and
  * can be put again unchanged; ent_check and ent_put agree. */
 #include "fuzz_common.h"
@@ -36,10 +38,11 @@ static void fail(const char *what, ent_t e, const char *text, const gh_err_t *er
 	abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One record: byte 0 and the JSON text. LAST: delete what was stored. */
+static void one(const uint8_t *data, size_t size, int last)
 {
-	if (size < 1 || size > 65536)
-		return 0;
+	if (size < 1)
+		return;
 	ent_t e = (ent_t)((data[0] & 0x0f) % ENT__COUNT);
 	ent_ctx_t ctx = { .local = (data[0] >> 4) & 1, .actor = "fuzz", .lenient_refs = (data[0] >> 5) & 1 };
 	if (ctx.lenient_refs) {
@@ -51,10 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_error_t je;
 	json_t *j = json_loadb((const char *)data + 1, size - 1, JSON_DECODE_ANY, &je);
 	if (!j)
-		return 0;
-	fz_restore(st);
-	if (data[0] & 0x80)
-		fz_put(st, ENT_SETTINGS, "{\"pin_mode\":\"pin\",\"temp_key_max_days\":30,\"kind\":\"office\"}");
+		return;
 
 	gh_err_t cerr = { 0 }, perr = { 0 };
 	json_t *checked = NULL, *stored = NULL;
@@ -90,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ent_put(st, e, id, got, &ctx, &again, &err))
 			fail("stored canonical form cannot be put again", e, txt, &err);
 		json_decref(again);
-		if (e != ENT_SETTINGS && ent_delete(st, e, id, &ctx, &err) && err.status != 409)
+		if (last && e != ENT_SETTINGS && ent_delete(st, e, id, &ctx, &err) && err.status != 409)
 			fail("stored entity cannot be deleted", e, txt, &err);
 		json_decref(got);
 		free(txt);
@@ -98,5 +98,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_decref(checked);
 	json_decref(stored);
 	json_decref(j);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1 || size > 65536)
+		return 0;
+	fz_restore(st);
+	if (data[0] & 0x80)
+		fz_put(st, ENT_SETTINGS, "{\"pin_mode\":\"pin\",\"temp_key_max_days\":30,\"kind\":\"office\"}");
+	/* records on lines of their own: later ones see what earlier ones stored */
+	for (int n = 0; size && n < 8; n++) {
+		const uint8_t *nl = memchr(data, '\n', size);
+		size_t len = nl ? (size_t)(nl - data) : size;
+		one(data, len, !nl || n == 7);
+		if (!nl)
+			break;
+		size -= len + 1;
+		data = nl + 1;
+	}
 	return 0;
 }

@@ -5,11 +5,13 @@
  * runs, so nothing connects: publishes (responses, commands) queue in the
  * unconnected client and go with it when the link is stopped.
  *
- * Input: the topic, a newline, the payload (MQTT.md). A topic of a single
+ * Input: the topic, a newline, the payload (MQTT.md); several messages are
+ * separated by an empty line and handled in order. A topic of a single
  * character 0-3 stands for status, event, req, cmd/ack of the seeded door
  * phone, 4-7 for the indoor monitor, 8/9 for event/req of the guard phone.
- * After the message the engine's pass is committed and the acks published,
- * as the daemon does at the end of a loop pass. */
+ * After each message the engine's pass is committed and the acks published,
+ * as the daemon does at the end of a loop pass. The device link's WAN state
+ * is "up" for odd-sized inputs, else "down". */
 #include <uv.h>
 
 #include "engine.h"
@@ -57,21 +59,16 @@ static const char *short_topic(char c)
 	return c >= '0' && c <= '9' ? t[c - '0'] : NULL;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One message: "TOPIC\nPAYLOAD", then the pass's commit */
+static void one(mqttlink_t *l, const uint8_t *data, size_t size)
 {
 	const uint8_t *nl = memchr(data, '\n', size);
 	if (!nl || nl - data > 256)
-		return 0;
+		return;
 	char *topic = fz_strndup(data, (size_t)(nl - data));
-	const char *t = strlen(topic) == 1 && short_topic(topic[0]) ? short_topic(topic[0]) : topic;
 	/* libmosquitto hands out topics as C strings: one with a NUL inside
 	 * arrives cut there */
-	fz_restore(st);
-	mqttlink_cfg_t cfg = { .host = "127.0.0.1", .port = 1, .username = "gw", .client_id = "fuzz",
-			       .wan = (size & 1) ? "up" : "down" };
-	mqttlink_t *l = mqttlink_start(&loop, &cfg, st, en);
-	if (!l)
-		abort();
+	const char *t = strlen(topic) == 1 && short_topic(topic[0]) ? short_topic(topic[0]) : topic;
 	size_t plen = size - (size_t)(nl - data) - 1;
 	/* the payload in a buffer of its own size, as libmosquitto has it */
 	void *payload = malloc(plen ? plen : 1);
@@ -83,8 +80,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mqttlink_after_commit(l);
 	else
 		mqttlink_commit_failed(l);
+	free(topic);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	fz_restore(st);
+	mqttlink_cfg_t cfg = { .host = "127.0.0.1", .port = 1, .username = "gw", .client_id = "fuzz",
+			       .wan = (size & 1) ? "up" : "down" };
+	mqttlink_t *l = mqttlink_start(&loop, &cfg, st, en);
+	if (!l)
+		abort();
+	/* messages separated by an empty line, handled in order */
+	for (int n = 0; size && n < 8; n++) {
+		const uint8_t *sep = memmem(data, size, "\n\n", 2);
+		size_t len = sep ? (size_t)(sep - data) : size;
+		one(l, data, len);
+		if (!sep)
+			break;
+		size -= len + 2;
+		data = sep + 2;
+	}
 	mqttlink_stop(l);
 	uv_run(&loop, UV_RUN_NOWAIT); /* the link's timer closes */
-	free(topic);
 	return 0;
 }
