@@ -12,7 +12,8 @@
  *
  * Input: "KIND STATUS\n" then the body, KIND one of state, changes,
  * events, heartbeat, commands, result; a first line of a single digit 0-5
- * stands for that kind with status 200. */
+ * stands for that kind with status 200. Up to 8 answers separated by an
+ * empty line are handled in order by the same link. */
 #include <uv.h>
 
 #include "cloudlink.h"
@@ -74,12 +75,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One answer: "KIND STATUS\nBODY" */
+static void one(cloudlink_t *c, const uint8_t *data, size_t size)
 {
 	static const char *const kinds[] = { "state", "changes", "events", "heartbeat", "commands", "result" };
 	const uint8_t *nl = memchr(data, '\n', size);
 	if (!nl || nl - data > 40)
-		return 0;
+		return;
 	char head[48], kind[16] = "";
 	memcpy(head, data, (size_t)(nl - data));
 	head[nl - data] = '\0';
@@ -87,7 +89,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (strlen(head) == 1 && head[0] >= '0' && head[0] <= '5')
 		snprintf(kind, sizeof kind, "%s", kinds[head[0] - '0']);
 	else if (sscanf(head, "%15s %ld", kind, &status) < 1)
-		return 0;
+		return;
+	cloud_handle_answer(c, kind, status, (const char *)nl + 1, size - (size_t)(nl - data) - 1);
+	/* the store is usable afterwards: no transaction left open */
+	if (store_in_tx(st)) {
+		fprintf(stderr, "INVARIANT BROKEN: a transaction left open by the answer to %s\n", kind);
+		abort();
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
 	fz_restore(st);
 	/* a device link that never connects: device commands queue in its client */
 	mqttlink_cfg_t mc = { .host = "127.0.0.1", .port = 1, .username = "gw", .client_id = "fuzz", .wan = "up" };
@@ -98,11 +110,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cloudlink_t *c = cloud_start(&loop, &cfg, st, &env);
 	if (!c)
 		abort();
-	cloud_handle_answer(c, kind, status, (const char *)nl + 1, size - (size_t)(nl - data) - 1);
-	/* the store is usable afterwards: no transaction left open */
-	if (store_in_tx(st)) {
-		fprintf(stderr, "INVARIANT BROKEN: a transaction left open by the answer to %s\n", kind);
-		abort();
+	/* answers separated by an empty line, handled in order by one link */
+	for (int n = 0; size && n < 8; n++) {
+		const uint8_t *sep = memmem(data, size, "\n\n", 2);
+		size_t len = sep ? (size_t)(sep - data) : size;
+		one(c, data, len);
+		if (!sep)
+			break;
+		size -= len + 2;
+		data = sep + 2;
 	}
 	cloud_stop(c);
 	mqttlink_stop(ml);
