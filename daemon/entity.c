@@ -172,24 +172,23 @@ int ent_get(store_t *st, ent_t e, const char *id, json_t **out, gh_err_t *err)
 	return 0;
 }
 
-int ent_list(store_t *st, ent_t e, const char *cursor, int limit, json_t **out, gh_err_t *err)
+/* Steps S (id, data rows) into *OUT with the box-owned columns added; S is
+ * reset (cached) or finalized (FINALIZE) either way. */
+static int collect(store_t *st, ent_t e, sqlite3_stmt *s, int finalize, json_t **out, gh_err_t *err)
 {
-	sqlite3_stmt *s = store_stmt(st, sql_list[e]);
-	if (!s)
-		return store_db_err(st, err, "listing");
-	sqlite3_bind_text(s, 1, cursor ? cursor : "", -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(s, 2, limit > 0 ? limit : 100);
 	json_t *arr = json_array();
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		json_t *d = json_loads((const char *)sqlite3_column_text(s, 1), 0, NULL);
 		if (!d)
 			continue;
-		const char *id = (const char *)sqlite3_column_text(s, 0);
-		json_object_set_new(d, "id", json_string(id));
+		json_object_set_new(d, "id", json_string((const char *)sqlite3_column_text(s, 0)));
 		json_array_append_new(arr, d);
 	}
-	sqlite3_reset(s);
+	if (finalize)
+		sqlite3_finalize(s);
+	else
+		sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
 		json_decref(arr);
 		return store_db_err(st, err, "listing");
@@ -200,6 +199,16 @@ int ent_list(store_t *st, ent_t e, const char *cursor, int limit, json_t **out, 
 	json_array_foreach(arr, i, d) decorate(st, e, json_string_value(json_object_get(d, "id")), d);
 	*out = arr;
 	return 0;
+}
+
+int ent_list(store_t *st, ent_t e, const char *cursor, int limit, json_t **out, gh_err_t *err)
+{
+	sqlite3_stmt *s = store_stmt(st, sql_list[e]);
+	if (!s)
+		return store_db_err(st, err, "listing");
+	sqlite3_bind_text(s, 1, cursor ? cursor : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 2, limit > 0 ? limit : 100);
+	return collect(st, e, s, 0, out, err);
 }
 
 /* The list filters each kind offers: query name -> SQL test on one bound
@@ -268,25 +277,7 @@ int ent_list_where(store_t *st, ent_t e, const char *const *keys, const char *co
 	sqlite3_bind_int(s, 2, limit > 0 ? limit : 100);
 	for (int i = 0; i < n; i++)
 		sqlite3_bind_text(s, i + 3, vals[i], -1, SQLITE_TRANSIENT);
-	json_t *arr = json_array();
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *d = json_loads((const char *)sqlite3_column_text(s, 1), 0, NULL);
-		if (!d)
-			continue;
-		json_object_set_new(d, "id", json_string((const char *)sqlite3_column_text(s, 0)));
-		json_array_append_new(arr, d);
-	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE) {
-		json_decref(arr);
-		return store_db_err(st, err, "listing");
-	}
-	size_t i;
-	json_t *d;
-	json_array_foreach(arr, i, d) decorate(st, e, json_string_value(json_object_get(d, "id")), d);
-	*out = arr;
-	return 0;
+	return collect(st, e, s, 1, out, err);
 }
 
 int audit_write(store_t *st, const char *actor, const char *action, ent_t e, const char *id,
