@@ -145,6 +145,7 @@ check-unit: $(BINS) $(TEST_BIN) $(SIMS)
 	@/usr/bin/python3 tests/bus/run.py $(BUILD)
 	@/usr/bin/python3 tests/cloud/run.py $(BUILD)
 	@/usr/bin/python3 tests/web/run.py $(BUILD)
+	@/usr/bin/python3 tests/web-ui/run.py $(BUILD)
 	@/usr/bin/python3 tests/fault/run.py $(BUILD)
 
 check-san:

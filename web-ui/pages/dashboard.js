@@ -190,21 +190,38 @@ function describe(m, devName, boardName) {
   }
 }
 
+// The feed outlives the dashboard: what arrived while another page was open
+// is there on coming back (the last 100 messages; another user's login starts
+// afresh). Subscribed once, when the app loads.
+const FEED_MAX = 100;
+const feed = { items: [], seq: 0, user: null };
+ws.subscribe((m) => {
+  if (m.type === 'hello' && m.user !== feed.user) {
+    feed.items = [];
+    feed.user = m.user;
+  }
+  feed.items = [{ n: ++feed.seq, at: Date.now() / 1000, m }, ...feed.items].slice(0, FEED_MAX);
+});
+
 function EventFeed({ devices, boardName, settings }) {
-  const [items, setItems] = useState([]);
+  const { user } = useSession();
+  const mine = () => (feed.user === user ? feed.items : []); // never the previous login's lines
+  const [items, setItems] = useState(mine);
   const [paused, setPaused] = useState(false);
-  const held = useRef([]);
+  const [waiting, setWaiting] = useState(0); // arrived while paused
   const pausedRef = useRef(false);
   pausedRef.current = paused;
-  const seq = useRef(0);
-  useEffect(() => ws.subscribe((m) => {
-    const item = { n: ++seq.current, at: Date.now() / 1000, m };
-    if (pausedRef.current) held.current.push(item);
-    else setItems((l) => [item, ...l].slice(0, 100));
-  }), []);
+  useEffect(() => {
+    const off = ws.subscribe(() => {
+      if (pausedRef.current) setWaiting((n) => Math.min(n + 1, FEED_MAX));
+      else setItems(mine());
+    });
+    setItems(mine()); // what arrived between the first render and now
+    return off;
+  }, []);
   const resume = () => {
-    setItems((l) => [...held.current.reverse(), ...l].slice(0, 100));
-    held.current = [];
+    setItems(mine());
+    setWaiting(0);
     setPaused(false);
   };
   const devName = (mac) => { const d = devices.byId.get(mac); return d ? d.name : mac; };
@@ -212,7 +229,7 @@ function EventFeed({ devices, boardName, settings }) {
     <div class="section-head">
       <h2 id="feed-head">Live events</h2>
       <button type="button" data-test="feed-pause" aria-pressed=${paused ? 'true' : 'false'}
-        onClick=${() => (paused ? resume() : setPaused(true))}>${paused ? `Resume (${held.current.length} waiting)` : 'Pause'}</button>
+        onClick=${() => (paused ? resume() : setPaused(true))}>${paused ? `Resume (${waiting} waiting)` : 'Pause'}</button>
     </div>
     <ol class="event-feed" data-test="event-feed" aria-live=${paused ? 'off' : 'polite'} aria-relevant="additions">
       ${items.map(({ n, at, m }) => {
