@@ -146,7 +146,9 @@ class Board:
 # ---- the control port the browser script asks ----
 
 class Ctl(BaseHTTPRequestHandler):
-    dev = None
+    dev = None      # the door phone now (a Device; a new one after /device/start)
+    devices = []    # every Device made, for the cleanup
+    login = None    # (MAC, password, broker port)
     board = None
 
     def log_message(self, *a):
@@ -184,6 +186,14 @@ class Ctl(BaseHTTPRequestHandler):
         elif self.path == "/device/event":
             etype = body.pop("type")
             self._answer(200, {"id": Ctl.dev.event(etype, **body)})
+        elif self.path == "/device/stop":  # switched off: a clean disconnect with its offline status
+            Ctl.dev.stop()
+            self._answer(200, {"ok": True})
+        elif self.path == "/device/start":  # switched on again (a new session, no commands seen yet)
+            d = Device(*Ctl.login[:2], Ctl.login[2], model="R29")
+            Ctl.devices.append(d)
+            Ctl.dev = d.start(15)
+            self._answer(200, {"ok": d.connected})
         else:
             self._answer(404, {"error": "no such path"})
 
@@ -280,7 +290,7 @@ def main():
                 return False
         ok("the gateway reaches the relay board", wait(board_online, 15))
 
-        Ctl.dev, Ctl.board = dev, board
+        Ctl.dev, Ctl.devices, Ctl.login, Ctl.board = dev, [dev], (DP, pw, broker.port), board
         ctl = ThreadingHTTPServer(("127.0.0.1", 0), Ctl)
         threading.Thread(target=ctl.serve_forever, daemon=True).start()
 
@@ -333,9 +343,9 @@ def main():
     finally:
         if ctl:
             ctl.shutdown()
-        if dev:
+        for d in Ctl.devices or ([dev] if dev else []):
             try:
-                dev.stop()
+                d.stop()
             except Exception:
                 pass
         for name, p in reversed(procs):

@@ -321,6 +321,22 @@ SCENARIOS.devices = async () => {
       .find((c) => c.op === 'relay.open' && Number(c.relay) === 1), 'the relay.open command at the door phone');
     assert(cmd.cid, JSON.stringify(cmd));
   });
+  const state = row.locator('[data-test=device-state] .badge');
+  await check('devices: the door phone shows Online', async () => {
+    await state.filter({ hasText: 'Online' }).waitFor();
+  });
+  await check('devices: switched off, it shows Offline without a reload (dashboard count too)', async () => {
+    await ctl('POST', '/device/stop');
+    await state.filter({ hasText: 'Offline' }).waitFor();
+    await go(page, 'dashboard');
+    await page.locator('[data-test=card-devices]', { hasText: '0 / 1' }).waitFor();
+  });
+  await check('devices: switched on again, Online again', async () => {
+    assert((await ctl('POST', '/device/start')).ok, 'the door phone did not log in again');
+    await page.locator('[data-test=card-devices]', { hasText: '1 / 1' }).waitFor();
+    await go(page, 'devices');
+    await state.filter({ hasText: 'Online' }).waitFor();
+  });
 };
 
 SCENARIOS.boards = async () => {
@@ -396,11 +412,19 @@ SCENARIOS.logs = async () => {
   current = page;
   // a door log row of its own: a granted PIN at the door phone
   const r = await ctl('POST', '/device/request', { method: 'pin', code: '2468', relay: 1 });
+  // and a remote open of a board channel by this user
+  const opened = await inPage(page, 'POST', `/relay_boards/${BOARD}/channels/1/open`, {});
   await go(page, 'logs');
   const table = page.locator('[data-test=log-table]');
   await check('logs: the door log lists the access decisions', async () => {
     assert(r.ok && r.granted, `access.check: ${JSON.stringify(r)}`);
     await table.locator('tbody tr', { hasText: r.person || 'Anna Berger' }).first().waitFor();
+  });
+  await check("logs: and the remote open, naming the board and who opened it", async () => {
+    assert(opened.status === 200, `open: ${opened.status}`);
+    const row = table.locator('tbody tr', { hasText: 'Gate board' }).filter({ hasText: 'channel 1' }).first();
+    await row.waitFor();
+    assert(/ada/.test(await row.textContent()), await row.textContent());
   });
   const api = await inPage(page, 'GET', '/logs/door?limit=1000');
   let csv;

@@ -34,14 +34,14 @@ const json = (v) => {
   }
 };
 
-function columns(kind, settings, dev) {
+function columns(kind, settings, dev, brd) {
   const time = { label: 'Time', render: (r) => html`<span class="nowrap">${fmtTime(r.ts, settings)}</span>` };
   const apt = { label: 'Apartment', render: (r) => (r.apt ? `APT ${r.apt}` : r.apartment || '') };
   const device = { label: 'Device', render: (r) => dev(r.device) };
   switch (kind) {
     case 'door': return [time,
       { label: 'Type', render: (r) => (r.type || '').replace('_', ' ') },
-      { label: 'Door', render: (r) => (r.board ? `Board ${r.board} channel ${r.channel}` : `${dev(r.device)}${r.relay ? ` relay ${r.relay}` : ''}`) },
+      { label: 'Door', render: (r) => (r.board ? `${brd(r.board)} channel ${r.channel}` : `${dev(r.device)}${r.relay ? ` relay ${r.relay}` : ''}`) },
       apt,
       { label: 'Initiated by', render: (r) => r.initiator || r.person || '' },
       { label: 'Method', render: (r) => METHODS[r.method] || r.method || '' },
@@ -81,10 +81,12 @@ function LogView({ kind }) {
   const k = KINDS[kind];
   const buildings = useAll('buildings');
   const devices = useAll('devices');
+  const boards = useAll('relay_boards');
   const [form, setForm] = useState({});
   const [applied, setApplied] = useState({});
   const [page, setPage] = useState({ items: [], next: null, loading: true, error: null });
   const dev = (mac) => (mac ? (devices.byId.get(mac) || {}).name || mac : '');
+  const brd = (id) => { const b = boards.byId.get(id); return b && b.name ? `${b.name} (board ${id})` : `Board ${id}`; };
 
   async function load(cursor) {
     setPage((p) => ({ ...p, loading: true, error: null }));
@@ -142,7 +144,7 @@ function LogView({ kind }) {
       </div>
     </form>
     <${LoadError} error=${page.error} retry=${() => load(null)} />
-    <${DataTable} testId="log-table" caption=${k.title} columns=${columns(kind, settings, dev)} rows=${page.items}
+    <${DataTable} testId="log-table" caption=${k.title} columns=${columns(kind, settings, dev, brd)} rows=${page.items}
       empty=${page.loading ? '' : 'No log entries match.'} />
     ${page.loading && html`<p class="loading" role="status">Loading...</p>`}
     ${page.next && !page.loading && html`<button type="button" class="more" data-test="load-more" onClick=${() => load(page.next)}>Load more</button>`}
