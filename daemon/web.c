@@ -869,6 +869,23 @@ static int64_t max_id(store_t *st, const char *sql)
 }
 
 /* new rows of a log since *LAST, each as {"type":"event","log":LOG,...} */
+/* a log row as a feed message: {"type":"event","log":LOG, its columns;
+ * the row's own "type" as "log_type"} */
+static json_t *row_event(sqlite3_stmt *q, const char *log)
+{
+	json_t *o = json_pack("{s:s,s:s}", "type", "event", "log", log);
+	for (int c = 0; c < sqlite3_column_count(q); c++) {
+		const char *cn = sqlite3_column_name(q, c);
+		if (!strcmp(cn, "type"))
+			cn = "log_type"; /* "type" is the message's */
+		int t = sqlite3_column_type(q, c);
+		json_object_set_new(o, cn, t == SQLITE_INTEGER ? json_integer(sqlite3_column_int64(q, c))
+					   : t == SQLITE_NULL  ? json_null()
+							       : json_string((const char *)sqlite3_column_text(q, c)));
+	}
+	return o;
+}
+
 static void feed_rows(web_t *w, const char *sql, const char *log, int64_t *last)
 {
 	sqlite3_stmt *q = store_stmt(w->st, sql);
@@ -876,20 +893,51 @@ static void feed_rows(web_t *w, const char *sql, const char *log, int64_t *last)
 		return;
 	sqlite3_bind_int64(q, 1, *last);
 	while (sqlite3_step(q) == SQLITE_ROW) {
-		json_t *o = json_pack("{s:s,s:s}", "type", "event", "log", log);
-		for (int c = 0; c < sqlite3_column_count(q); c++) {
-			const char *cn = sqlite3_column_name(q, c);
-			if (!strcmp(cn, "type"))
-				cn = "log_type"; /* "type" is the message's */
-			int t = sqlite3_column_type(q, c);
-			json_object_set_new(o, cn, t == SQLITE_INTEGER ? json_integer(sqlite3_column_int64(q, c))
-						   : t == SQLITE_NULL  ? json_null()
-								       : json_string((const char *)sqlite3_column_text(q, c)));
-		}
+		json_t *o = row_event(q, log);
 		*last = json_integer_value(json_object_get(o, "id"));
 		broadcast(w, o);
 	}
 	sqlite3_reset(q);
+}
+
+/* A client back after a gap (?door=ID&alarm=ID&call=ID: the last ids it
+ * saw) gets the rows it missed, up to what the feed has sent everyone, at
+ * most 300 per log (the client's queue holds 1024; the logs page has
+ * the rest). */
+static void catch_up(web_t *w, wsc_t *c, struct lws *wsi)
+{
+	static const struct {
+		const char *arg, *log, *sql;
+	} logs[] = {
+		{ "door", "door", "SELECT * FROM door_logs WHERE id > ? AND id <= ? ORDER BY id LIMIT 300" },
+		{ "alarm", "alarm", "SELECT * FROM alarm_logs WHERE id > ? AND id <= ? ORDER BY id LIMIT 300" },
+		{ "call", "call", "SELECT * FROM call_logs WHERE id > ? AND id <= ? ORDER BY id LIMIT 300" },
+	};
+	const int64_t upto[] = { w->last_door, w->last_alarm, w->last_call };
+	for (int i = 0; i < 3; i++) {
+		char v[32];
+		urlarg(wsi, logs[i].arg, v, sizeof v);
+		if (!v[0] || strspn(v, "0123456789") != strlen(v))
+			continue;
+		int64_t since = strtoll(v, NULL, 10);
+		if (since < upto[i] - 100000000LL || since >= upto[i])
+			continue;
+		sqlite3_stmt *q = store_stmt(w->st, logs[i].sql);
+		if (!q)
+			continue;
+		sqlite3_bind_int64(q, 1, since);
+		sqlite3_bind_int64(q, 2, upto[i]);
+		while (sqlite3_step(q) == SQLITE_ROW) {
+			json_t *o = row_event(q, logs[i].log);
+			json_object_set_new(o, "missed", json_true());
+			char *m = json_dumps(o, JSON_COMPACT);
+			json_decref(o);
+			if (m)
+				ws_send(c, m);
+			free(m);
+		}
+		sqlite3_reset(q);
+	}
 }
 
 static void on_feed(uv_timer_t *t)
@@ -986,13 +1034,16 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			snprintf(w->wan, sizeof w->wan, "%s", w->env.wan ? w->env.wan : "standalone");
 		}
 		{
-			json_t *hello = json_pack("{s:s,s:s,s:s,s:b}", "type", "hello", "user", c->user, "wan", w->wan,
-						  "emergency", w->emergency);
+			json_t *hello = json_pack("{s:s,s:s,s:s,s:b,s:{s:I,s:I,s:I}}", "type", "hello", "user", c->user,
+						  "wan", w->wan, "emergency", w->emergency, "last", "door",
+						  (json_int_t)w->last_door, "alarm", (json_int_t)w->last_alarm, "call",
+						  (json_int_t)w->last_call);
 			char *m = json_dumps(hello, JSON_COMPACT);
 			json_decref(hello);
 			if (m)
 				ws_send(c, m);
 			free(m);
+			catch_up(w, c, wsi);
 		}
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE: {

@@ -10,6 +10,21 @@ let timer = null;
 let delay = 1000;
 let wanted = false;
 let state = 'closed'; // connecting | open | closed
+// the last log ids seen (hello.last, then each event): a reconnect asks for
+// what it missed (?door=&alarm=&call=), so a network blip loses no event
+let last = null;
+const LOGS = ['door', 'alarm', 'call'];
+
+function note(msg) {
+  if (msg.type === 'hello' && msg.last && typeof msg.last === 'object') {
+    if (!last) last = {};
+    // the first hello sets where we are; after a reconnect our own ids stand
+    // (the missed rows follow the hello)
+    for (const k of LOGS) if (Number.isInteger(msg.last[k]) && !Number.isInteger(last[k])) last[k] = msg.last[k];
+  } else if (msg.type === 'event' && last && LOGS.includes(msg.log) && Number.isInteger(msg.id)) {
+    if (!(last[msg.log] >= msg.id)) last[msg.log] = msg.id;
+  }
+}
 
 function setState(s) {
   state = s;
@@ -21,7 +36,8 @@ function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   setState('connecting');
   try {
-    sock = new WebSocket(`${proto}//${location.host}/api/v1/ws`);
+    const q = last ? `?${LOGS.filter((k) => Number.isInteger(last[k])).map((k) => `${k}=${last[k]}`).join('&')}` : '';
+    sock = new WebSocket(`${proto}//${location.host}/api/v1/ws${q}`);
   } catch {
     retry();
     return;
@@ -40,6 +56,7 @@ function connect() {
     for (let msg of Array.isArray(data) ? data : [data]) {
       if (!msg || typeof msg !== 'object' || Array.isArray(msg)) continue;
       if (typeof msg.type !== 'string') msg = { type: 'unknown', ...msg };
+      note(msg);
       for (const fn of listeners) fn(msg);
     }
   };
@@ -70,6 +87,7 @@ export function start() {
 
 export function stop() {
   wanted = false;
+  last = null; // the next login starts from now
   clearTimeout(timer);
   timer = null;
   if (sock) {

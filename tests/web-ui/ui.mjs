@@ -117,6 +117,14 @@ async function newPage(viewport = DESKTOP, extra = {}) {
   });
   ctx.setDefaultTimeout(TIMEOUT);
   ctx.setDefaultNavigationTimeout(TIMEOUT * 2);
+  // the app's websockets, so a check can drop one as a network blip would
+  await ctx.addInitScript(() => {
+    const Native = window.WebSocket;
+    window.ghSockets = [];
+    window.WebSocket = class extends Native {
+      constructor(...args) { super(...args); window.ghSockets.push(this); }
+    };
+  });
   const page = await ctx.newPage();
   if (process.env.GH_WEBUI_WS) {
     page.on('websocket', (w) => w.on('framereceived', (f) => console.log(`        ws <- ${String(f.payload).slice(0, 300)}`)));
@@ -299,6 +307,16 @@ SCENARIOS.live = async () => {
     await button.click();
     await feed.locator('li[data-log=alarm]', { hasText: 'Z-paused' }).waitFor();
     await button.filter({ hasText: 'Pause' }).waitFor();
+  });
+  await check('live: after a dropped connection the feed reconnects from the last event it saw, missing nothing', async () => {
+    const urls = [];
+    page.on('websocket', (w) => urls.push(w.url()));
+    await page.evaluate(() => window.ghSockets[window.ghSockets.length - 1].close());
+    await ctl('POST', '/device/event', { type: 'alarm', kind: 'tamper', state: 'triggered', zone: 'Z-gap' });
+    await page.locator('[data-test=live-state]', { hasText: 'Live' }).waitFor();
+    await feed.locator('li[data-log=alarm]', { hasText: 'Z-gap' }).waitFor();
+    await until(async () => urls.some((u) => /[?&]door=\d+/.test(u) && /alarm=\d+/.test(u)), 'a reconnect naming the last ids');
+    assert(await feed.locator('li[data-log=alarm]', { hasText: 'Z-gap' }).count() === 1, 'the missed alarm shows twice');
   });
 };
 

@@ -417,7 +417,34 @@ try:
     con.close()
     m = ws.until(lambda m: m.get("type") == "event" and m.get("initiator") == "Live Test")
     ok("a door event arrives live with its log fields", m and m["log"] == "door" and m["result"] == "success", m)
+    seen = m["id"] if m else 0
+    # a client that drops and comes back: the rows it missed, once each
+    other = WS(admin, origin="https://127.0.0.1:%d" % PORT)  # keeps the feed going meanwhile
+    other.until(lambda m: m.get("type") == "hello")
     ws.close()
+    con = sqlite3.connect(os.path.join(T, "site.db"), timeout=10)
+    for i in range(3):
+        con.execute("INSERT INTO door_logs(ts, device, relay, method, result, initiator) "
+                    "VALUES (?, '0C1105E00001', 1, 'rf', 'success', ?)", (int(_t.time()), "Gap %d" % i))
+    con.commit()
+    con.close()
+    ok("the feed moved on while the client was away",
+       other.until(lambda m: m.get("type") == "event" and m.get("initiator") == "Gap 2"))
+    ws = WS(vic, origin="https://127.0.0.1:%d" % PORT, path="/api/v1/ws?door=%d" % seen)
+    got = []
+    end = _t.time() + 3
+    while _t.time() < end:
+        try:
+            got += [x for x in ws.messages(0.5) if x]
+        except (OSError, EOFError):
+            pass
+    hello = next((x for x in got if x.get("type") == "hello"), {})
+    gap = [x.get("initiator") for x in got if x.get("type") == "event"]
+    ok("hello says where the feed is (last ids)", hello.get("last", {}).get("door", 0) > seen, hello)
+    ok("back with ?door=LAST_SEEN: the missed rows arrive, in order, once each",
+       gap == ["Gap 0", "Gap 1", "Gap 2"] and all(x.get("missed") for x in got if x.get("type") == "event"), got)
+    ws.close()
+    other.close()
 
     print("== web: login rate limit, logout, /metrics")
     eve = Client()
