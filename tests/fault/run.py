@@ -788,7 +788,7 @@ try:
             door_opens("SQLite full")
             ok("5: the reserve file was released to make room", "released the" in fd.log_text())
             ok("5: events are stored as room is made (pruning), acked only once stored",
-               wait(lambda: len([i for i in big if i in dev.acked]) > 0, 20), len(dev.unacked))
+               wait(lambda: len([i for i in big if i in dev.acked]) > 0, 60), len(dev.unacked))
             kept = [r[0] for r in q(FDB, "SELECT event_id FROM door_logs WHERE event_id LIKE 'pre-%' ORDER BY id")]
             first_kept = int(kept[0].split("-")[1]) if kept else 30000
             ok("5: the oldest door logs went first (%d of 30000 deleted, the rest a contiguous newest run)"
