@@ -59,7 +59,7 @@ else
 Q := @
 endif
 
-.PHONY: all check check-unit check-san bench demo deps install deb package-test clean help \
+.PHONY: all check check-unit check-san bench bench-nodered demo deps install deb package-test clean help \
 	fuzz fuzz-build fuzz-bins check-tsan
 
 all: $(BINS)
@@ -70,7 +70,8 @@ help:
 	@echo "make check    all tests, normal build and ASan+UBSan build"
 	@echo "make fuzz     libFuzzer harnesses (clang), each for FUZZ_TIME s (default 60); fuzz/README.md"
 	@echo "make check-tsan  the bus tests against a ThreadSanitizer build"
-	@echo "make bench    benchmarks (prints figures)"
+	@echo "make bench    benchmarks, table in bench/RESULTS.md (QUICK=1: quick modes)"
+	@echo "make bench-nodered  install Node-RED (npm, cache folder) and run the comparison with it"
 	@echo "make demo     daemon on a seeded site, decisions being made"
 	@echo "make install  DESTDIR=... PREFIX=/usr"
 	@echo "make deb      build gatehouse_$(VERSION)_<arch>.deb into dist/"
@@ -164,11 +165,16 @@ check-tsan:
 	@mkdir -p build-tsan/sim && cp build/sim/modbus_sim build-tsan/sim/modbus_sim
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" /usr/bin/python3 tests/bus/run.py build-tsan
 
-bench: $(BINS) $(BENCH_BIN) $(SIMS)
-	@for b in $(BENCH_BIN); do $$b; done
-	@/usr/bin/python3 bench/bench_bus.py $(BUILD)
-	@/usr/bin/python3 bench/bench_cloud.py $(BUILD)
-	@/usr/bin/python3 bench/bench_web.py $(BUILD)
+# Every benchmark (QUICK=1: each one's quick mode), then bench/report.py
+# writes bench/RESULTS.md and prints it; the Node-RED comparison runs when
+# Node-RED is installed (bench-nodered installs it: npm ci into a cache
+# folder outside the repository; check never needs it).
+bench: $(BINS) $(BENCH_BIN) $(BUILD)/bench/loadgen $(SIMS)
+	@sh bench/run.sh $(BUILD) "$(QUICK)"
+
+bench-nodered: $(BINS) $(BUILD)/bench/loadgen $(SIMS)
+	@sh bench/nodered/install.sh >/dev/null
+	@sh bench/run.sh $(BUILD) "$(QUICK)" nodered
 
 demo:
 	@sh tools/deps.sh

@@ -31,6 +31,13 @@ T = tempfile.mkdtemp(prefix="gh-bench-cloud-")
 SITE, TOKEN = "bench", "bench-token"
 
 
+def result(figure, measured, unit, target=None, met=None):
+    """One headline figure for bench/report.py ("make bench"), besides the
+    human output; met stays None without a target. Never asserted."""
+    print("RESULT " + json.dumps({"bench": 'bench_cloud', "figure": figure, "target": target,
+                                  "measured": round(measured, 4), "unit": unit, "met": met}))
+
+
 def status():
     r = subprocess.run([os.path.join(ROOT, BUILD, "gatehouse"), "--config", T + "/gh.conf", "status"],
                        capture_output=True, text=True)
@@ -131,8 +138,8 @@ def main():
     sim.command("sync")
     while time.time() - t0 < 60 and (status().get("cloud") or {}).get("rev") != rev2:
         time.sleep(0.01)
-    print("\n[delta] 1000 changes: sync command -> all applied in %.0f ms (incl. the long poll's answer)" % (
-        (time.time() - t0) * 1000))
+    delta_ms = (time.time() - t0) * 1000
+    print("\n[delta] 1000 changes: sync command -> all applied in %.0f ms (incl. the long poll's answer)" % delta_ms)
 
     # 3. backlog drain
     d.terminate()
@@ -159,6 +166,15 @@ def main():
     print("\n[drain] %d backlog events to the cloud in %.2f s: %.0f events/s (from the first batch: %.0f/s)" % (
         BACKLOG, end - t0, BACKLOG / (end - t0), BACKLOG / max(0.001, end - (first or t0))))
     print("  cloud total events: %s" % got.get("total"))
+    full = PERSONS >= 200000
+    n_ent = PERSONS * 5 + PERSONS + PERSONS * 2 // 5 + 1
+    result("first snapshot, %d entities through the validator" % n_ent, snap_s, "s",
+           "<= 15 s" if full else None, snap_s <= 15 if full else None)
+    result("first snapshot, daemon peak RSS (VmHWM)", peak, "MB", "<= 64 MB", peak <= 64)
+    result("delta of 1000 changes, sync command -> all applied", delta_ms, "ms")
+    drain = BACKLOG / (end - t0)
+    result("backlog drain to the cloud (%d events)" % BACKLOG, drain, "events/s", ">= 50000 events/s",
+           drain >= 50000)
     print("BENCH_JSON " + json.dumps({"persons": PERSONS, "snapshot_s": round(snap_s, 2), "peak_rss_mb": round(peak, 1),
                                       "backlog": BACKLOG, "drain_per_s": round(BACKLOG / (end - t0))}))
     d.terminate()

@@ -676,6 +676,32 @@ static int64_t pragma_int(const char *sql)
 static void jset_d(json_t *o_, const char *k, double v) { json_object_set_new(o_, k, json_real((double)(long long)(v * 1000.0 + 0.5) / 1000.0)); }
 static void jset_i(json_t *o_, const char *k, long long v) { json_object_set_new(o_, k, json_integer(v)); }
 
+/* One headline figure for bench/report.py (bench/README.md, "make bench"):
+ * RESULT {"bench","figure","target","measured","unit","met"}; met is
+ * null without a target. Printed besides the human output, never asserted. */
+static void result(const char *figure, const char *target, double measured, const char *unit, int met)
+{
+	json_t *j = json_pack("{s:s,s:s,s:o,s:f,s:s,s:o}", "bench", "bench_engine", "figure", figure, "target",
+			      target ? json_string(target) : json_null(), "measured", measured, "unit", unit, "met",
+			      met < 0 ? json_null() : json_boolean(met));
+	char *t = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+	if (t)
+		printf("RESULT %s\n", t);
+	free(t);
+	json_decref(j);
+}
+
+static const char *count_str(long n, char *buf, size_t len)
+{
+	if (n >= 1000000 && n % 1000000 == 0)
+		snprintf(buf, len, "%ldM", n / 1000000);
+	else if (n >= 1000 && n % 1000 == 0)
+		snprintf(buf, len, "%ldk", n / 1000);
+	else
+		snprintf(buf, len, "%ld", n);
+	return buf;
+}
+
 static json_t *lat_json(const lat_t *l)
 {
 	json_t *j = json_object();
@@ -1039,6 +1065,29 @@ int main(int argc, char **argv)
 	jset_i(j, "page_size", page_size);
 	jset_i(j, "mmap_size", mmap_size);
 	json_object_set_new(j, "sqlite", json_string(sqlite3_libversion()));
+	char nc[32], fig[160];
+	count_str(o.credentials, nc, sizeof nc);
+	snprintf(fig, sizeof fig, "bulk load of %s credentials (ent_put, validator on)", nc);
+	result(fig, o.credentials >= 1000000 ? "<= 15 s" : NULL, secs(t_creds), "s",
+	       o.credentials >= 1000000 ? secs(t_creds) <= 15.0 : -1);
+	snprintf(fig, sizeof fig, "whole site load (%ld entities)", n_puts);
+	result(fig, NULL, secs(t_load), "s", -1);
+	if (o.decisions) {
+		snprintf(fig, sizeof fig, "decision latency p50, daemon mode (%s credentials)", nc);
+		result(fig, NULL, batched.lat.p50, "us", -1);
+		snprintf(fig, sizeof fig, "decision latency p99, daemon mode (%s credentials)", nc);
+		result(fig, "<= 10 us", batched.lat.p99, "us", batched.lat.p99 <= 10.0);
+		snprintf(fig, sizeof fig, "decision latency p99.9, daemon mode (%s credentials)", nc);
+		result(fig, NULL, batched.lat.p999, "us", -1);
+		result("decision throughput, one core, incl. door log commits", NULL, batched.per_s, "decisions/s", -1);
+	}
+	if (o.autocommit)
+		result("decision with its own commit (CLI path) p99", NULL, autoc.lat.p99, "us", -1);
+	if (o.aptpin)
+		result("APT+PIN decision p99", NULL, aptp.lat.p99, "us", -1);
+	result("database size after the load", NULL, db_load, "MB", -1);
+	result("process RSS peak (VmHWM; the bench is the daemon stand-in)", NULL, (double)hwm / 1024.0, "MB", -1);
+
 	char *txt = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
 	printf("BENCH_JSON %s\n", txt ? txt : "{}");
 	free(txt);

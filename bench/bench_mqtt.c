@@ -258,6 +258,21 @@ static double proc_mem_mb(pid_t pid, const char *key)
 	return v;
 }
 
+/* One headline figure for bench/report.py (bench/README.md, "make bench"):
+ * RESULT {"bench","figure","target","measured","unit","met"}; met is
+ * null without a target. Printed besides the human output, never asserted. */
+static void result(const char *figure, const char *target, double measured, const char *unit, int met)
+{
+	json_t *j = json_pack("{s:s,s:s,s:o,s:f,s:s,s:o}", "bench", "bench_mqtt", "figure", figure, "target",
+			      target ? json_string(target) : json_null(), "measured", measured, "unit", unit, "met",
+			      met < 0 ? json_null() : json_boolean(met));
+	char *t = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+	if (t)
+		printf("RESULT %s\n", t);
+	free(t);
+	json_decref(j);
+}
+
 /* ---- simulated devices (one thread, poll over every socket) ---- */
 
 typedef struct dev {
@@ -521,6 +536,37 @@ int main(int argc, char **argv)
 	       o.persons, o.persons * 5, o.devices, o.rate, nlat, pct(lat_us, nlat, 50) / 1000,
 	       pct(lat_us, nlat, 99) / 1000, pct(lat_us, nlat, 99.9) / 1000, 100 * (cpu1 - cpu0) / busy_s,
 	       rss_busy, hwm, (double)acked / es, idle_cpu, rss_idle);
+
+	double p50 = pct(lat_us, nlat, 50) / 1000, p99 = pct(lat_us, nlat, 99) / 1000;
+	double busy_cpu = 100 * (cpu1 - cpu0) / busy_s;
+	char fig[200], site[64];
+	snprintf(site, sizeof site, "%ld devices, %ld credentials", o.devices, o.persons * 5);
+	if (o.floor) {
+		snprintf(fig, sizeof fig, "access.check round trip at %ld req/s answered by a do-nothing client "
+					  "(the broker floor) p50", o.rate);
+		result(fig, NULL, p50, "ms", -1);
+		snprintf(fig, sizeof fig, "access.check round trip at %ld req/s answered by a do-nothing client "
+					  "(the broker floor) p99", o.rate);
+		result(fig, NULL, p99, "ms", -1);
+		result("do-nothing client CPU (the floor)", NULL, busy_cpu, "%", -1);
+	} else {
+		snprintf(fig, sizeof fig, "access.check round trip at %ld req/s p50 (%s)", o.rate, site);
+		result(fig, NULL, p50, "ms", -1);
+		snprintf(fig, sizeof fig, "access.check round trip at %ld req/s p99 (%s)", o.rate, site);
+		result(fig, "<= 0.5 ms", p99, "ms", p99 <= 0.5);
+		snprintf(fig, sizeof fig, "access.check round trip at %ld req/s p99.9 (%s)", o.rate, site);
+		result(fig, NULL, pct(lat_us, nlat, 99.9) / 1000, "ms", -1);
+		snprintf(fig, sizeof fig, "daemon CPU at %ld req/s", o.rate);
+		result(fig, "<= 5 %", busy_cpu, "%", busy_cpu <= 5.0);
+		snprintf(fig, sizeof fig, "daemon RSS, busy (%s)", site);
+		result(fig, "<= 30 MB", rss_busy, "MB", rss_busy <= 30.0);
+		snprintf(fig, sizeof fig, "daemon RSS, idle (%s)", site);
+		result(fig, "<= 30 MB", rss_idle, "MB", rss_idle <= 30.0);
+		result("durable event ingest (stored, committed, acked)", ">= 20000 events/s", (double)acked / es,
+		       "events/s", (double)acked / es >= 20000.0);
+		snprintf(fig, sizeof fig, "daemon CPU with %ld idle connected devices", o.devices);
+		result(fig, "< 1 %", idle_cpu, "%", idle_cpu < 1.0);
+	}
 
 	for (long i = 0; i < o.devices; i++) {
 		mosquitto_disconnect(devs[i].m);

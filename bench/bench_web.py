@@ -34,6 +34,19 @@ SECS = 3 if QUICK else 10
 CLIENTS, RATE, WS_SECS = (10, 500, 3) if QUICK else (50, 1000, 5)
 
 
+def result(figure, measured, unit, target=None, met=None):
+    """One headline figure for bench/report.py ("make bench"), besides the
+    human output; met stays None without a target. Never asserted."""
+    print("RESULT " + json.dumps({"bench": 'bench_web', "figure": figure, "target": target,
+                                  "measured": round(measured, 4), "unit": unit, "met": met}))
+
+
+def to_ms(text):
+    """wrk's latency ("390.00us", "0.94ms", "1.20s") in ms"""
+    m = re.match(r"([\d.]+)(us|ms|s)$", text or "")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)] if m else float("nan")
+
+
 def wrk(path, cookie):
     out = subprocess.run(["wrk", "-t2", "-c16", "-d%ds" % SECS, "--latency", "-H", "Cookie: " + cookie,
                           "https://127.0.0.1:%d%s" % (PORT, path)], capture_output=True, text=True).stdout
@@ -82,11 +95,14 @@ def main():
         rps, lat, bad = wrk(path, cookie)
         print("  %-46s %8.0f req/s   p50 %s  p90 %s  p99 %s%s" % (name, rps, lat.get("50"), lat.get("90"),
                                                                  lat.get("99"), "  (%d non-2xx!)" % bad if bad else ""))
+        result("%s, wrk 2 threads x 16 connections" % name, rps, "req/s")
+        result("%s, p50" % name, to_ms(lat.get("50")), "ms")
     t0 = time.time()
     c = http.client.HTTPSConnection("127.0.0.1", PORT, context=ctx, timeout=60)
     c.request("GET", "/api/v1/logs/door?format=csv", headers={"Cookie": cookie})
     body = c.getresponse().read()
     print("  CSV export of all %d rows: %.2f s, %.1f MB" % (ROWS, time.time() - t0, len(body) / 1e6))
+    result("CSV export of %d door logs" % ROWS, time.time() - t0, "s")
 
     # websocket fan-out
     got = [[] for _ in range(CLIENTS)]
@@ -134,6 +150,11 @@ def main():
     with open("/proc/%d/status" % d.pid) as f:
         rss = [l for l in f if l.startswith("VmHWM")][0].split()[1]
     print("  daemon peak RSS %.1f MB" % (int(rss) / 1024))
+    result("websocket fan-out, %d clients x %d events/s: delivered" % (CLIENTS, RATE),
+           100.0 * delivered / max(1, sent * CLIENTS), "%")
+    result("websocket fan-out, %d clients x %d events/s: latency p50" % (CLIENTS, RATE), pct(50), "ms")
+    result("websocket fan-out, %d clients x %d events/s: latency p99" % (CLIENTS, RATE), pct(99), "ms")
+    result("web run, daemon peak RSS (VmHWM)", int(rss) / 1024, "MB")
     for w in wss:
         w.close()
     d.terminate()
