@@ -23,6 +23,7 @@ usage: bench/bench_nodered.py [BUILD_DIR] [--quick] [--runs N] [--rates 50,500]
        [--unbuffered]
 Measures and prints; never asserts.
 """
+import glob
 import json
 import os
 import random
@@ -297,6 +298,13 @@ def node_version():
 def measure(gw, broker, mb_ports, rate, run):
     """One system at one rate: a fresh board simulator, the system started,
     loadgen's warm-up and measured window, the system stopped."""
+    # the broker forgets the last run: gatehoused keeps a persistent session,
+    # so the requests sent to Node-RED while it was stopped would otherwise be
+    # queued for it and answered (and pulsed) when it starts
+    broker.stop()
+    for f in glob.glob(os.path.join(broker.dir, "data", "*.db")):
+        os.unlink(f)
+    broker.start()
     boards = [Board(port) for port in mb_ports]
     pid = gw.start()
     plan, warm = write_plan(rate, SECONDS[rate], seed=1000 * run + rate)

@@ -42,6 +42,15 @@ def first_line(text):
     return text.splitlines()[0] if text else "?"
 
 
+def when(results_dir):
+    """when the logs were written (make bench-nodered re-runs one of them)"""
+    t = sorted(os.path.getmtime(p) for p in glob.glob(os.path.join(results_dir, "*.log")))
+    if not t:
+        return ""
+    f = lambda x: datetime.datetime.fromtimestamp(x, datetime.timezone.utc).strftime("%H:%M")  # noqa: E731
+    return " (benchmark logs written %s-%s UTC)" % (f(t[0]), f(t[-1]))
+
+
 def machine(results_dir):
     cpu = "?"
     try:
@@ -93,7 +102,7 @@ def machine(results_dir):
         ("Node.js", run(["node", "--version"]) or "not installed"),
         ("Node-RED", ", ".join(nr) if nr else "not installed (`make bench-nodered`)"),
         ("load average (1 min) before / after", "%s / %s" % tuple(load)),
-        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") + when(results_dir)),
     ]
     return rows, load
 
@@ -165,13 +174,13 @@ def main():
         md += ["**Quick mode**: each benchmark's smaller site and shorter runs; the targets are for the "
                "full-size runs (`make bench`).", ""]
     try:
-        busy = max(float(x) for x in load if x != "?")
+        busy = float(load[0])
     except ValueError:
         busy = 0.0
     if busy >= 0.5:
-        md += ["**The machine was shared** while this ran (1-minute load average up to %.1f on %d cores before "
-               "or after, from other work): tails (p99) and CPU figures are noisier than on an idle "
-               "machine." % (busy, os.cpu_count() or 0), ""]
+        md += ["**The machine was not idle** when this run started (1-minute load average %.2f on %d cores: "
+               "other work on this shared machine, or a benchmark run just before): tails (p99) and CPU figures "
+               "are noisier than on an idle machine." % (busy, os.cpu_count() or 0), ""]
 
     md += ["## Figures", ""]
     rows = []
