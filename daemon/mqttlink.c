@@ -234,10 +234,17 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
 	}
 	l->connected = 1;
 	l->backoff_ms = BACKOFF_MIN_MS;
-	static const char *subs[] = { PREFIX "+/status", PREFIX "+/event", PREFIX "+/req",
-				      PREFIX "+/cmd/ack" };
+	/* requests at QoS 0: the broker keeps none for the gateway while it is
+	 * away, so a restarted gateway never opens a door for a request a
+	 * person made minutes ago (the device times out and asks again);
+	 * events, status and acks at QoS 1 (kept, nothing lost) */
+	static const struct {
+		const char *topic;
+		int qos;
+	} subs[] = { { PREFIX "+/status", 1 }, { PREFIX "+/event", 1 }, { PREFIX "+/req", 0 },
+		     { PREFIX "+/cmd/ack", 1 } };
 	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-		mosquitto_subscribe(l->m, NULL, subs[i], 1);
+		mosquitto_subscribe(l->m, NULL, subs[i].topic, subs[i].qos);
 	publish_gw_status(l);
 	log_info("mqtt", "connected to %s:%d", l->host, l->port);
 }

@@ -311,11 +311,17 @@ try:
     sent = [d2.event("access", method="rf", code="K%d" % i, relay=1, result="denied") for i in range(50)]
     time.sleep(0.5)
     ok("no ack while the daemon is down", not any(i in d2.acked for i in sent))
+    stale = d2.request("access.check", timeout=0.5, method="pin", code="1234", relay=1)
+    ok("an access.check while the daemon is down gets no answer", stale is None, stale)
+    logs_before = db("SELECT count(*) FROM door_logs WHERE device=? AND method='pin'", DP2)[0][0]
     ok("the daemon restarts", daemon.start())
     ok("every event sent while it was down arrives (broker session, device resend)",
        d2.wait_for(lambda: not d2.unacked, 15), len(d2.unacked))
     ok("each stored exactly once", db("SELECT count(*) FROM device_events WHERE device=?", DP2)[0][0] == 50 and
        db("SELECT count(*) FROM outbox WHERE device=?", DP2)[0][0] == 50)
+    ok("and the request made while it was down is not decided late: no door opens for it",
+       db("SELECT count(*) FROM door_logs WHERE device=? AND method='pin'", DP2)[0][0] == logs_before,
+       db("SELECT count(*) FROM door_logs WHERE device=? AND method='pin'", DP2)[0][0] - logs_before)
     burst = [d2.event("door", relay=1, state="open") for _ in range(300)]
     time.sleep(0.05)
     daemon.stop(signal.SIGKILL)
