@@ -407,8 +407,15 @@ void ctl_stop(ctl_t *c)
 	if (!c)
 		return;
 	unlink(c->path);
-	for (client_t *x = c->clients; x; x = x->next)
+	/* the clients leave the list now: the server's close callback (which
+	 * frees c) may run before theirs, whose unlink would write into c */
+	for (client_t *x = c->clients, *next; x; x = next) {
+		next = x->next;
+		x->next = NULL;
+		x->pprev = &x->next;
 		if (!uv_is_closing((uv_handle_t *)&x->pipe))
 			uv_close((uv_handle_t *)&x->pipe, on_close);
+	}
+	c->clients = NULL;
 	uv_close((uv_handle_t *)&c->server, on_server_close);
 }

@@ -22,6 +22,14 @@ check() { # name, command...
 	if "$@" >"$T/out" 2>&1; then ok "$name"; else bad "$name"; fi
 }
 gh() { "$ROOT/$B/gatehouse" --config "$T/gh.conf" "$@"; }
+# GH_VALGRIND=1 (make check-valgrind): the daemon under memcheck, waits x10
+# (the options are testlib.daemon_cmd's, where the logs are checked too)
+VG=""
+SLOW=1
+if [ "${GH_VALGRIND:-}" = 1 ]; then
+	VG=$(/usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import testlib; print(" ".join(testlib.daemon_cmd("", sys.argv[2])[:-1]))' "$ROOT/tests/sim" "$T")
+	SLOW=10
+fi
 
 cat >"$T/gh.conf" <<CONF
 [site]
@@ -37,16 +45,16 @@ CONF
 
 echo "== cli: config errors"
 printf '[site]\nid = x\n[storage]\nbogus = 1\n' >"$T/bad.conf"
-"$ROOT/$B/gatehoused" --config "$T/bad.conf" >"$T/out" 2>&1
+$VG "$ROOT/$B/gatehoused" --config "$T/bad.conf" >"$T/out" 2>&1
 rc=$?
 if [ $rc -eq 2 ] && grep -q 'bad.conf:4: unknown key "bogus" in section \[storage\]' "$T/out" &&
 	[ "$(wc -l <"$T/out")" -eq 1 ]; then ok "bad key exits 2 with file:line"; else bad "bad key exits 2 with file:line (rc=$rc)"; fi
 printf '[storage]\ndb = x.db\n' >"$T/bad2.conf"
-"$ROOT/$B/gatehoused" --config "$T/bad2.conf" >"$T/out" 2>&1
+$VG "$ROOT/$B/gatehoused" --config "$T/bad2.conf" >"$T/out" 2>&1
 [ $? -eq 2 ] && grep -q 'site\] id is required' "$T/out" && ok "missing site id exits 2" || bad "missing site id exits 2"
-"$ROOT/$B/gatehoused" --config "$T/nonexistent.conf" >"$T/out" 2>&1
+$VG "$ROOT/$B/gatehoused" --config "$T/nonexistent.conf" >"$T/out" 2>&1
 [ $? -eq 2 ] && grep -q 'nonexistent.conf:0: cannot read' "$T/out" && ok "missing config exits 2" || bad "missing config exits 2"
-check "--check-config accepts a good file" "$ROOT/$B/gatehoused" --config "$T/gh.conf" --check-config
+check "--check-config accepts a good file" $VG "$ROOT/$B/gatehoused" --config "$T/gh.conf" --check-config
 
 echo "== cli: seeding through the validator"
 cat >"$T/site.json" <<JSON
@@ -109,10 +117,10 @@ gh user del bob >"$T/out" 2>&1
 grep -rq "correct horse" "$T/site.db" && bad "no plain password in the database" || ok "no plain password in the database"
 
 echo "== daemon: start, serve, reload, stop"
-"$ROOT/$B/gatehoused" --config "$T/gh.conf" 2>"$T/daemon.log" &
+$VG "$ROOT/$B/gatehoused" --config "$T/gh.conf" 2>"$T/daemon.log" &
 DPID=$!
 i=0
-while [ ! -S "$T/ctl.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+while [ ! -S "$T/ctl.sock" ] && [ $i -lt $((100 * SLOW)) ]; do sleep 0.05; i=$((i + 1)); done
 [ -S "$T/ctl.sock" ] && ok "daemon listens on its control socket" || bad "daemon listens on its control socket"
 perm=$(stat -c %a "$T/ctl.sock" 2>/dev/null)
 [ "$perm" = "660" ] && ok "control socket is 0660" || bad "control socket is 0660 (got $perm)"
@@ -133,7 +141,7 @@ gh access check --device 0C11050B9814 --method pin --code 1234 >"$T/out" 2>&1
 grep -q 'info engine: access.check device=0C11050B9814 method=pin relay=0 -> granted' "$T/daemon.log" && ok "decision logged with level and subsystem" || bad "decision logged"
 grep -q '1234' "$T/daemon.log" && bad "PIN never in the daemon log" || ok "PIN never in the daemon log"
 # the daemon commits door logs within a few ms of the decision
-i=0; while ! sqlite3 "$T/site.db" "select result, code from door_logs order by id desc limit 1" | grep -qx 'success|\*\*\*\*' && [ $i -lt 50 ]; do sleep 0.02; i=$((i + 1)); done
+i=0; while ! sqlite3 "$T/site.db" "select result, code from door_logs order by id desc limit 1" | grep -qx 'success|\*\*\*\*' && [ $i -lt $((50 * SLOW)) ]; do sleep 0.02; i=$((i + 1)); done
 sqlite3 "$T/site.db" "select result, code from door_logs order by id desc limit 1" | grep -qx 'success|\*\*\*\*' && ok "door log written, PIN masked" || bad "door log written, PIN masked"
 gh export logs --from 2000-01-01 --to 2100-12-31 "$T/door.csv" 2>"$T/out"
 # the daemon may commit another log meanwhile: compare with the database up to the export's last id
@@ -178,25 +186,33 @@ gh restore "$T/backup.db" >"$T/out" 2>&1
 [ $? -ne 0 ] && grep -q "daemon stopped" "$T/out" && ok "restore refused while the daemon runs" || bad "restore refused while the daemon runs"
 sed -i 's/log_level = info/log_level = debug/' "$T/gh.conf"
 kill -HUP "$DPID"
-i=0; while ! grep -q "configuration reloaded" "$T/daemon.log" && [ $i -lt 50 ]; do sleep 0.05; i=$((i + 1)); done
+i=0; while ! grep -q "configuration reloaded" "$T/daemon.log" && [ $i -lt $((50 * SLOW)) ]; do sleep 0.05; i=$((i + 1)); done
 grep -q "configuration reloaded" "$T/daemon.log" && kill -0 "$DPID" && ok "SIGHUP reloads" || bad "SIGHUP reloads"
+# a control client still connected when the daemon stops (its close
+# callback used to run after the server's had freed the socket's state)
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); open(sys.argv[2], "w").close(); time.sleep(60)' "$T/ctl.sock" "$T/held" &
+HPID=$!
+i=0; while [ ! -e "$T/held" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 0.2
 kill -TERM "$DPID"
 wait "$DPID"
 rc=$?
 DPID=""
+kill "$HPID" 2>/dev/null; wait "$HPID" 2>/dev/null
 gh status --text >"$T/out" 2>&1
 [ $? -eq 4 ] && grep -q 'daemon stopped' "$T/out" && grep -q 'gatehoused is not running' "$T/out" &&
 	grep -q 'journalctl -u gatehoused' "$T/out" && ok "status of a stopped daemon says so and where to look" ||
 	bad "status of a stopped daemon: $(cat "$T/out")"
-[ $rc -eq 0 ] && grep -q "stopping (SIGTERM)" "$T/daemon.log" && ok "SIGTERM stops cleanly (exit 0)" || bad "SIGTERM stops cleanly (rc=$rc)"
+[ $rc -eq 0 ] && grep -q "stopping (SIGTERM)" "$T/daemon.log" && ok "SIGTERM stops cleanly (exit 0), a control client still connected" || bad "SIGTERM stops cleanly (rc=$rc)"
 [ ! -S "$T/ctl.sock" ] && ok "control socket removed on stop" || bad "control socket removed on stop"
 gh restore "$T/backup.db" >"$T/out" 2>&1 && ok "restore with the daemon stopped" || bad "restore with the daemon stopped"
 
 echo "== daemon: systemd notify protocol"
-python3 - "$T/notify.sock" "$T/notify.log" <<'PY' &
+python3 - "$T/notify.sock" "$T/notify.log" "$SLOW" <<'PY' &
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); s.settimeout(0.2)
-end = time.time() + 10
+end = time.time() + 10 * int(sys.argv[3])
 with open(sys.argv[2], "a", buffering=1) as log:
     while time.time() < end:
         try:
@@ -206,30 +222,40 @@ with open(sys.argv[2], "a", buffering=1) as log:
 PY
 LPID=$!
 i=0; while [ ! -S "$T/notify.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=200000 "$ROOT/$B/gatehoused" --config "$T/gh.conf" 2>>"$T/daemon.log" &
+NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=200000 $VG "$ROOT/$B/gatehoused" --config "$T/gh.conf" 2>>"$T/daemon.log" &
 DPID=$!
-i=0; while ! grep -q "READY=1" "$T/notify.log" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+i=0; while ! grep -q "READY=1" "$T/notify.log" 2>/dev/null && [ $i -lt $((100 * SLOW)) ]; do sleep 0.05; i=$((i + 1)); done
 grep -q "READY=1" "$T/notify.log" && ok "READY=1 sent once serving" || bad "READY=1 sent once serving"
-i=0; while [ "$(grep -c WATCHDOG=1 "$T/notify.log")" -lt 2 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+i=0; while [ "$(grep -c WATCHDOG=1 "$T/notify.log")" -lt 2 ] && [ $i -lt $((100 * SLOW)) ]; do sleep 0.05; i=$((i + 1)); done
 [ "$(grep -c WATCHDOG=1 "$T/notify.log")" -ge 2 ] && ok "WATCHDOG=1 at half the watchdog interval" || bad "WATCHDOG=1 pings"
 kill -TERM "$DPID"; wait "$DPID"; DPID=""
-i=0; while ! grep -q "STOPPING=1" "$T/notify.log" && [ $i -lt 40 ]; do sleep 0.05; i=$((i + 1)); done
+i=0; while ! grep -q "STOPPING=1" "$T/notify.log" && [ $i -lt $((40 * SLOW)) ]; do sleep 0.05; i=$((i + 1)); done
 grep -q "STOPPING=1" "$T/notify.log" && ok "STOPPING=1 on SIGTERM" || bad "STOPPING=1 on SIGTERM"
 kill "$LPID" 2>/dev/null; wait "$LPID" 2>/dev/null
 
 echo "== cli: a new database opened by several processes at once"
 mkdir -p "$T/race"
 sed "s|db = site.db|db = race/site.db|; s|control_socket = ctl.sock|control_socket = race/ctl.sock|" "$T/gh.conf" >"$T/race.conf"
-"$ROOT/$B/gatehoused" --config "$T/race.conf" 2>"$T/race/daemon.log" &
+$VG "$ROOT/$B/gatehoused" --config "$T/race.conf" 2>"$T/race/daemon.log" &
 RPID=$!
 for k in 1 2 3 4 5 6; do "$ROOT/$B/gatehouse" --config "$T/race.conf" list building >"$T/race/cli$k" 2>&1 & done
 for k in 1 2 3 4 5 6; do wait %$((k + 1)) 2>/dev/null || true; done
-sleep 0.5
+sleep $((SLOW / 2)).5
 n_ok=0
 for k in 1 2 3 4 5 6; do grep -q '^\[' "$T/race/cli$k" && n_ok=$((n_ok + 1)); done
 [ $n_ok -eq 6 ] && ok "six CLI runs and the daemon migrate a new file together" || { cat "$T"/race/cli* >"$T/out"; bad "six CLI runs and the daemon migrate a new file together ($n_ok of 6)"; }
 kill -0 "$RPID" 2>/dev/null && ok "and the daemon is running" || { cp "$T/race/daemon.log" "$T/out"; bad "and the daemon is running"; }
 kill "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null
+
+if [ -n "$VG" ]; then
+	if /usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import testlib; bad = testlib.valgrind_report(sys.argv[2]); [print(f, e) for f, e in bad]; sys.exit(1 if bad else 0)' "$ROOT/tests/sim" "$T" >"$T/out" 2>&1 &&
+		ls "$T"/valgrind.*.log >/dev/null 2>&1; then
+		ok "cli: valgrind memcheck clean ($(ls "$T"/valgrind.*.log | wc -l) daemon runs)"
+	else
+		mkdir -p "$ROOT/$B/artifacts/valgrind-cli" && cp "$T"/valgrind.*.log "$ROOT/$B/artifacts/valgrind-cli/" 2>/dev/null
+		bad "cli: valgrind memcheck clean (logs in $B/artifacts/valgrind-cli)"
+	fi
+fi
 
 echo "cli: $pass passed, $failn failed"
 [ $failn -eq 0 ]
