@@ -60,7 +60,7 @@ Q := @
 endif
 
 .PHONY: all check check-unit check-san bench bench-nodered demo deps install deb package-test clean help \
-	fuzz fuzz-build fuzz-bins check-tsan
+	fuzz fuzz-build fuzz-bins check-tsan check-valgrind soak
 
 all: $(BINS)
 
@@ -70,6 +70,8 @@ help:
 	@echo "make check    all tests, normal build and ASan+UBSan build"
 	@echo "make fuzz     libFuzzer harnesses (clang), each for FUZZ_TIME s (default 60); fuzz/README.md"
 	@echo "make check-tsan  the bus tests against a ThreadSanitizer build"
+	@echo "make check-valgrind  the integration suites with the daemon under valgrind memcheck (slow)"
+	@echo "make soak     SOAK_MINUTES (30) at a site's load; report in $(BUILD)/soak/report.md"
 	@echo "make bench    benchmarks, table in bench/RESULTS.md (QUICK=1: quick modes)"
 	@echo "make bench-nodered  install Node-RED (npm, cache folder) and run the comparison with it"
 	@echo "make demo     daemon on a seeded site, decisions being made"
@@ -164,6 +166,24 @@ check-tsan:
 	@$(MAKE) --no-print-directory build/sim/modbus_sim
 	@mkdir -p build-tsan/sim && cp build/sim/modbus_sim build-tsan/sim/modbus_sim
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" /usr/bin/python3 tests/bus/run.py build-tsan
+
+# The integration suites (cli, mqtt, bus, cloud, web) with the daemon under
+# valgrind's memcheck: GH_VALGRIND=1 makes testlib.daemon_cmd prefix it
+# (suppressions: tests/valgrind.supp) and scales every wait by 10; each
+# suite fails when a memcheck log has an error or a definite leak. Every
+# suite runs; the exit status says whether all passed. Not in `check`: slow.
+check-valgrind: $(BINS) $(SIMS)
+	@command -v valgrind >/dev/null || { echo "check-valgrind: valgrind is missing (make deps)"; exit 1; }
+	@rc=0; export GH_VALGRIND=1 GH_BUILD=$(BUILD); sh tests/cli/run.sh || rc=1; \
+	for s in mqtt bus cloud web; do /usr/bin/python3 tests/$$s/run.py $(BUILD) || rc=1; done; exit $$rc
+
+# The soak: SOAK_MINUTES of a 500-device site's load (tests/soak/run.py),
+# sampled every 10 s; $(BUILD)/soak/report.md and report.csv with a verdict
+# (flat memory and fds, every request answered, every event acked, the
+# outbox drained). Not in `check`.
+SOAK_MINUTES ?= 30
+soak: $(BINS) $(SIMS)
+	@/usr/bin/python3 tests/soak/run.py --build $(BUILD) --minutes $(SOAK_MINUTES)
 
 # Every benchmark (QUICK=1: each one's quick mode), then bench/report.py
 # writes bench/RESULTS.md and prints it; the Node-RED comparison runs when

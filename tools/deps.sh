@@ -6,7 +6,7 @@ PKGS="build-essential pkg-config ca-certificates tzdata python3 sqlite3
 libsqlite3-dev libjansson-dev libinih-dev libuv1-dev libsystemd-dev libssl-dev
 libcriterion-dev libmosquitto-dev mosquitto mosquitto-clients python3-paho-mqtt
 libmodbus-dev socat libcurl4-openssl-dev openssl libwebsockets-dev wrk faketime
-clang libclang-rt-dev chromium"
+clang libclang-rt-dev chromium valgrind"
 # Node.js and npm for the browser tests (tests/web-ui runs npm ci itself): a
 # machine that has them already keeps its own (NodeSource's nodejs bundles npm
 # and conflicts with Debian's npm package)

@@ -20,7 +20,7 @@ import time
 
 ROOT = os.getcwd()
 sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
-from testlib import counts, free_port, ok, query, wait  # noqa: E402
+from testlib import SLOW, counts, daemon_cmd, free_port, ok, query, valgrind_check, wait  # noqa: E402
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
 T = tempfile.mkdtemp(prefix="gh-bus-")
 DP = "0C1105E00001"
@@ -189,7 +189,7 @@ try:
                                     {"board": "hf", "channel": 3}]})
 
     print("== bus: start and idle state")
-    daemon = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", CONF],
+    daemon = subprocess.Popen(daemon_cmd(os.path.join(ROOT, BUILD, "gatehoused"), T) + ["--config", CONF],
                               stdout=subprocess.DEVNULL, stderr=open(T + "/daemon.log", "w"))
     wait(lambda: os.path.exists(T + "/ctl.sock"), 10)
     ok("every HF-8000 relay is driven off at start (register off value)",
@@ -399,9 +399,9 @@ try:
     gh("emergency", "on")
     wait(lambda: 256 in [v for (_, k, a, v) in hf.writes[-4:] if a == 1])
     daemon.terminate()
-    daemon.wait(10)
+    daemon.wait(10 * SLOW)
     n0 = len(hf.writes)
-    daemon = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", CONF],
+    daemon = subprocess.Popen(daemon_cmd(os.path.join(ROOT, BUILD, "gatehoused"), T) + ["--config", CONF],
                               stdout=subprocess.DEVNULL, stderr=open(T + "/daemon2.log", "w"))
     ok("after a restart during an emergency the door channels are driven on, the rest off",
        wait(lambda: 256 in hf.values(1)[-1:] and all(512 in [v for (_, k, a, v) in hf.writes[n0:] if a == x]
@@ -410,13 +410,14 @@ try:
 finally:
     if daemon and daemon.poll() is None:
         daemon.terminate()
-        daemon.wait(10)
+        daemon.wait(10 * SLOW)
     for s in sims:
         s.stop()
     for sp in [socat] + (socats if "socats" in dir() else []):
         if sp:
             sp.terminate()
             sp.wait(5)
+    valgrind_check(T, "bus")
     if counts["failed"]:
         print("  (logs kept in %s)" % T)
     else:

@@ -22,7 +22,7 @@ ROOT = os.getcwd()
 sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
 import broker as brokermod  # noqa: E402
 from devsim import Device  # noqa: E402
-from testlib import counts, free_port, ok, query, wait  # noqa: E402
+from testlib import SLOW, counts, daemon_cmd, free_port, ok, query, valgrind_check, wait  # noqa: E402
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
 T = tempfile.mkdtemp(prefix="gh-cloud-")
@@ -126,14 +126,14 @@ class Daemon:
         sock = os.path.join(self.dir, "ctl.sock")
         if os.path.exists(sock):
             os.unlink(sock)
-        self.proc = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", self.conf],
-                                     stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(daemon_cmd(os.path.join(ROOT, BUILD, "gatehoused"), self.dir) +
+                                     ["--config", self.conf], stdout=self.log, stderr=self.log)
         return wait(lambda: os.path.exists(sock), 10)
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(15)
+            self.proc.wait(15 * SLOW)
         self.proc = None
 
 
@@ -528,6 +528,7 @@ finally:
         p.wait()
     cloud.stop()
     broker.stop()
+    valgrind_check(T, "cloud")
     if counts["failed"] or rc or os.environ.get("GH_KEEP"):
         print("logs kept in %s" % T)
     else:

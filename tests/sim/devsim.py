@@ -21,6 +21,7 @@ import time
 import uuid
 
 import paho.mqtt.client as mqtt
+from testlib import SLOW
 
 ROOT = "gatehouse/v1"
 RESEND_S = 5.0
@@ -78,7 +79,8 @@ class Device:
             pass
 
     def wait_for(self, cond, timeout=5.0):
-        end = time.time() + timeout
+        """Waits for COND up to TIMEOUT s (scaled under valgrind: testlib.SLOW)."""
+        end = time.time() + timeout * SLOW
         with self.lock:
             while not cond():
                 left = end - time.time()

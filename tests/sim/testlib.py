@@ -1,7 +1,10 @@
 """Helpers shared by the end-to-end suites (tests/mqtt, tests/bus): checks
 that count and print, polling waits (never fixed sleeps for readiness), free
 loopback ports, and reading the site database as another process would."""
+import glob
 import json
+import os
+import re
 import signal
 import socket
 import sqlite3
@@ -9,6 +12,57 @@ import subprocess
 import time
 
 counts = {"passed": 0, "failed": 0}
+
+# GH_VALGRIND=1 (make check-valgrind): the daemon runs under valgrind's
+# memcheck, 10-50 times slower; every timeout of the suites is scaled by SLOW.
+VALGRIND = os.environ.get("GH_VALGRIND") == "1"
+SLOW = 10 if VALGRIND else 1
+SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "valgrind.supp")
+
+
+def daemon_cmd(binary, logdir):
+    """The command line that starts BINARY (gatehoused): itself, or under
+    memcheck with GH_VALGRIND=1, one log a process in LOGDIR/valgrind.PID.log.
+    Errors make it exit 99; leaks count when definitely lost."""
+    if not VALGRIND:
+        return [binary]
+    return ["valgrind", "--tool=memcheck", "--error-exitcode=99", "--leak-check=full",
+            "--errors-for-leak-kinds=definite", "--track-fds=no", "--num-callers=30",
+            "--suppressions=" + os.path.normpath(SUPP),
+            "--log-file=" + os.path.join(logdir, "valgrind.%p.log"), binary]
+
+
+VG_ERROR = re.compile(r"^==\d+== (Invalid (read|write|free)|Conditional jump|Use of uninitialised|Syscall param|"
+                      r"Mismatched free|Source and destination overlap|Argument .* of function|"
+                      r".* definitely lost in |Invalid or mismatched|Fishy value|Process terminating)")
+
+
+def valgrind_report(logdir):
+    """Every valgrind.*.log in LOGDIR: [(file, first lines of each error)]
+    for the logs with errors (a process killed with -9 has no summary: its
+    error records count)."""
+    bad = []
+    for path in sorted(glob.glob(os.path.join(logdir, "**", "valgrind.*.log"), recursive=True)):
+        with open(path, errors="replace") as f:
+            lines = f.read().splitlines()
+        summary = [l for l in lines if "ERROR SUMMARY:" in l]
+        n = int(re.search(r"ERROR SUMMARY: (\d+)", summary[-1]).group(1)) if summary else None
+        errs = [i for i, l in enumerate(lines) if VG_ERROR.match(l)]
+        if (n or 0) > 0 or errs:
+            first = [" | ".join(l.split("== ", 1)[-1] for l in lines[i:i + 6]) for i in errs[:3]]
+            bad.append((os.path.basename(path), "%s errors: %s" % (n if n is not None else len(errs),
+                                                                  " || ".join(first))))
+    return bad
+
+
+def valgrind_check(logdir, suite):
+    """With GH_VALGRIND=1: one check that the daemon's memcheck logs are clean."""
+    if not VALGRIND:
+        return
+    logs = glob.glob(os.path.join(logdir, "**", "valgrind.*.log"), recursive=True)
+    bad = valgrind_report(logdir)
+    ok("%s: valgrind memcheck clean (%d daemon runs)" % (suite, len(logs)), logs and not bad,
+       bad or "no valgrind log in %s" % logdir)
 
 
 def ok(name, cond, detail=""):
@@ -21,7 +75,7 @@ def ok(name, cond, detail=""):
 
 
 def wait(cond, timeout=5.0):
-    end = time.time() + timeout
+    end = time.time() + timeout * SLOW
     while time.time() < end:
         if cond():
             return True
@@ -50,7 +104,7 @@ def stop_proc(proc, sig=signal.SIGTERM, timeout=5.0):
     if proc and proc.poll() is None:
         proc.send_signal(sig)
         try:
-            proc.wait(timeout)
+            proc.wait(timeout * SLOW)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -62,7 +116,7 @@ class WSClient:
     def __init__(self, host, port, ctx, cookie=None, origin=None, path="/api/v1/ws"):
         import base64
         import os
-        raw = socket.create_connection((host, port), timeout=5)
+        raw = socket.create_connection((host, port), timeout=5 * SLOW)
         self.sock = ctx.wrap_socket(raw)
         key = base64.b64encode(os.urandom(16)).decode()
         h = ["GET %s HTTP/1.1" % path, "Host: %s:%d" % (host, port), "Upgrade: websocket", "Connection: Upgrade",
@@ -91,7 +145,7 @@ class WSClient:
         return out
 
     def recv(self, timeout=5):
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(timeout * SLOW)
         b0, b1 = self._need(2)
         n = b1 & 0x7F
         if n == 126:
@@ -108,10 +162,10 @@ class WSClient:
         return m if isinstance(m, list) else [m] if m else []
 
     def until(self, cond, timeout=5):
-        end = time.time() + timeout
+        end = time.time() + timeout * SLOW
         while time.time() < end:
             try:
-                ms = self.messages(max(0.1, end - time.time()))
+                ms = self.messages(max(0.1, end - time.time()) / SLOW)  # recv scales it back
             except (OSError, EOFError):
                 return None
             for m in ms:

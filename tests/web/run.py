@@ -23,7 +23,7 @@ ROOT = os.getcwd()
 sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
 import broker as brokermod  # noqa: E402
 from devsim import Device  # noqa: E402
-from testlib import WSClient, counts, free_port, ok, wait  # noqa: E402
+from testlib import SLOW, WSClient, counts, daemon_cmd, free_port, ok, valgrind_check, wait  # noqa: E402
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GH_BUILD", "build")
 T = tempfile.mkdtemp(prefix="gh-web-")
@@ -43,7 +43,7 @@ class Client:
         self.csrf = None
 
     def req(self, method, path, body=None, headers=None, csrf=True, raw=None):
-        con = http.client.HTTPSConnection("127.0.0.1", PORT, context=self.ctx, timeout=10)
+        con = http.client.HTTPSConnection("127.0.0.1", PORT, context=self.ctx, timeout=10 * SLOW)
         h = dict(headers or {})
         if self.cookie:
             h["Cookie"] = self.cookie
@@ -96,7 +96,8 @@ with open(CONF, "w") as f:
 for name, role in (("ada", "admin"), ("max", "manager"), ("vic", "viewer")):
     gh("user", "add", name, "--role", role, stdin="pw-of-%s-123\n" % name)
 log = open(os.path.join(T, "daemon.log"), "w")
-daemon = subprocess.Popen([os.path.join(ROOT, BUILD, "gatehoused"), "--config", CONF], stdout=log, stderr=log)
+daemon = subprocess.Popen(daemon_cmd(os.path.join(ROOT, BUILD, "gatehoused"), T) + ["--config", CONF],
+                          stdout=log, stderr=log)
 rc = 1
 try:
     print("== web: HTTPS with a self-signed pair made on first start")
@@ -119,7 +120,7 @@ try:
     except Exception:
         plain = None
     ok("plain HTTP on the HTTPS port gets no API answer", plain != 200, plain)
-    c = http.client.HTTPConnection("127.0.0.1", HTTP_PORT, timeout=5)
+    c = http.client.HTTPConnection("127.0.0.1", HTTP_PORT, timeout=5 * SLOW)
     c.request("GET", "/api/v1/status?x=1")
     r = c.getresponse()
     ok("the HTTP port redirects to HTTPS", r.status == 301 and r.getheader("Location") ==
@@ -481,13 +482,14 @@ try:
                                        for s in ("pw-of-ada-123", admin.csrf, admin.cookie.split("=")[1],
                                                                 pw1 or "pw1", pw2 or "pw2")))
     daemon.send_signal(signal.SIGTERM)
-    ok("SIGTERM stops the daemon with the web server cleanly", daemon.wait(10) == 0)
+    ok("SIGTERM stops the daemon with the web server cleanly", daemon.wait(10 * SLOW) == 0)
     rc = 0
 finally:
     if daemon.poll() is None:
         daemon.kill()
         daemon.wait()
     broker.stop()
+    valgrind_check(T, "web")
     if counts["failed"] or rc:
         print("logs kept in %s" % T)
     else:
