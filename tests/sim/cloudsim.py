@@ -26,6 +26,7 @@ import base64
 import email.utils
 import hmac
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -192,6 +193,8 @@ CREATE TABLE IF NOT EXISTS rejected_events(n INTEGER PRIMARY KEY AUTOINCREMENT, 
 CREATE TABLE IF NOT EXISTS changes_in(n INTEGER PRIMARY KEY AUTOINCREMENT, change_id TEXT,
     change TEXT NOT NULL, result TEXT NOT NULL, repeat INTEGER NOT NULL, received REAL);
 CREATE INDEX IF NOT EXISTS changes_in_cid ON changes_in(change_id);
+-- snapshots stream the entities of each kind in seq order
+CREATE INDEX IF NOT EXISTS entities_seq ON entities(entity, seq);
 CREATE TABLE IF NOT EXISTS commands(cursor INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL,
     op TEXT NOT NULL, target TEXT, args TEXT, queued REAL);
 CREATE TABLE IF NOT EXISTS results(n INTEGER PRIMARY KEY AUTOINCREMENT, command_id TEXT, status TEXT,
@@ -764,7 +767,12 @@ class Sim:
     def snapshot(self, cursor, limit):
         """since=0: every live entity, referenced ones first. Larger than one
         page: taken once, then paged with snapshot_cursor (rev 0 until the
-        last page, whose rev is the seq the snapshot was taken at)."""
+        last page, whose rev is the seq the snapshot was taken at). As a real
+        cloud would, it streams: a read transaction of its own connection
+        holds the snapshot and each page is read from it when asked for (the
+        first page does not wait for the whole site). The page after the
+        last one served, or that one again (a retry), can be asked for; any
+        other offset is 410."""
         now = time.monotonic()
         if cursor:
             sid, _, off = cursor.partition(".")
@@ -774,34 +782,65 @@ class Sim:
                 off = int(off)
             except ValueError:
                 snap = None
-            if not snap or off < 0 or off > len(snap["rows"]):
+            if not snap:
                 raise HttpError(410, "snapshot cursor unknown or expired: start again from since=0")
-            snap["t"] = now
-            rows, rev = snap["rows"], snap["rev"]
         else:
-            with self.store.lock:
-                rev = self.store.seq()
-                res = self.store.db.execute(
-                    "SELECT entity,id,seq,data FROM entities WHERE deleted=0 ORDER BY %s, entity, seq"
-                    % ORDER_SQL).fetchall()
-            rows = ['{"seq":%d,"entity":%s,"op":"upsert","id":%s,"data":%s}' % (s, dumps(e), dumps(i), d)
-                    for e, i, s, d in res]
-            off, sid = 0, None
-            if len(rows) > limit:
-                sid = uuid.uuid4().hex[:16]
-                with self.snap_lock:
-                    for k in [k for k, v in self.snapshots.items() if now - v["t"] > SNAPSHOT_TTL_S]:
-                        del self.snapshots[k]
-                    while len(self.snapshots) >= SNAPSHOTS_KEPT:
-                        del self.snapshots[min(self.snapshots, key=lambda k: self.snapshots[k]["t"])]
-                    self.snapshots[sid] = {"rows": rows, "rev": rev, "t": now}
-        page = rows[off:off + limit]
-        more = off + limit < len(rows)
-        tail = ',"snapshot_cursor":"%s.%d"' % (cursor.partition(".")[0] if cursor else sid, off + limit) \
-            if more else ""
-        out = '{"rev":%d,"more":%s,"full":true,"changes":[%s]%s}' % (
-            0 if more else rev, "true" if more else "false", ",".join(page), tail)
+            sid, off = uuid.uuid4().hex[:16], 0
+            con = sqlite3.connect(os.path.join(self.dir, "cloud.db"), check_same_thread=False,
+                                  isolation_level=None, timeout=30)
+            con.execute("BEGIN")
+            rev = self.store.seq(con)      # the read transaction starts here
+
+            def rows():
+                for e in ENTITIES:
+                    yield from con.execute("SELECT entity,id,seq,data FROM entities INDEXED BY entities_seq "
+                                           "WHERE entity=? AND deleted=0 ORDER BY seq", (e,))
+                yield from con.execute("SELECT entity,id,seq,data FROM entities WHERE deleted=0 AND entity "
+                                       "NOT IN (%s) ORDER BY entity, seq" % ",".join("?" * len(ENTITIES)),
+                                       ENTITIES)
+            snap = {"con": con, "rows": rows(), "rev": rev, "t": now, "pos": 0, "last": None,
+                    "lock": threading.RLock()}
+            with self.snap_lock:
+                for k in [k for k, v in self.snapshots.items() if now - v["t"] > SNAPSHOT_TTL_S]:
+                    self.snap_close(self.snapshots.pop(k))
+                while len(self.snapshots) >= SNAPSHOTS_KEPT:
+                    self.snap_close(self.snapshots.pop(min(self.snapshots, key=lambda k: self.snapshots[k]["t"])))
+                self.snapshots[sid] = snap
+        with snap["lock"]:
+            snap["t"] = now
+            if snap["last"] and off == snap["last"][0]:
+                return snap["last"][1]
+            if off != snap["pos"] or snap["rows"] is None:
+                raise HttpError(410, "snapshot cursor unknown or expired: start again from since=0")
+            page = list(itertools.islice(snap["rows"], limit + 1))
+            more = len(page) > limit
+            if more:
+                # the one read ahead goes back in front of the rest
+                snap["rows"] = itertools.chain(page[limit:], snap["rows"])
+                page = page[:limit]
+            snap["pos"] = off + len(page)
+            items = ['{"seq":%d,"entity":%s,"op":"upsert","id":%s,"data":%s}' % (q, dumps(e), dumps(i), d)
+                     for e, i, q, d in page]
+            tail = ',"snapshot_cursor":"%s.%d"' % (sid, snap["pos"]) if more else ""
+            out = '{"rev":%d,"more":%s,"full":true,"changes":[%s]%s}' % (
+                0 if more else snap["rev"], "true" if more else "false", ",".join(items), tail)
+            snap["last"] = (off, (200, out, []))
+            if not more:
+                self.snap_close(snap)
         return 200, out, []
+
+    @staticmethod
+    def snap_close(snap):
+        """Ends a snapshot's read transaction (its last page stays for a retry)."""
+        with snap["lock"]:
+            if not snap.get("con"):
+                return
+            snap["rows"] = None
+            try:
+                snap["con"].close()
+            except sqlite3.Error:
+                pass
+            snap["con"] = None
 
     # POST /events
     def post_events(self, body):
@@ -1175,6 +1214,8 @@ class Sim:
             self.store.put(c, "floor", seq)
         self.load_rejects()
         with self.snap_lock:
+            for snap in self.snapshots.values():
+                self.snap_close(snap)
             self.snapshots.clear()
         self.reset_stats()
         log("reset (rev %d)" % seq)
