@@ -520,26 +520,14 @@ static int sweep(cloudlink_t *c, int64_t lrev0)
 	return 0;
 }
 
-static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
+/* The changes of a state page, in the page's transaction. FAST: no
+ * savepoint per entity (ent_ctx in_caller_tx); -2 when a write failed and
+ * the transaction must be rolled back, the page then applied again without
+ * FAST. Entities that fail validation are refused (conflicts), the rest go
+ * on. */
+static int apply_changes(cloudlink_t *c, json_t *changes, int is_full, int fast, int *applied_out,
+			 int *failed_out)
 {
-	json_t *changes = json_object_get(j, "changes"), *rev = json_object_get(j, "rev");
-	json_t *more = json_object_get(j, "more"), *full = json_object_get(j, "full");
-	if (!json_is_array(changes) || !json_is_integer(rev) || json_integer_value(rev) < 0 ||
-	    (more && !json_is_boolean(more)) || (full && !json_is_boolean(full))) {
-		bad_answer(c, r, "expected {\"rev\":int,\"more\":bool,\"full\":bool,\"changes\":[...]}");
-		return -1;
-	}
-	int is_full = json_is_true(full), has_more = json_is_true(more);
-	const char *cursor = json_string_value(json_object_get(j, "snapshot_cursor"));
-	/* the next page is fetched while this one is applied: the cloud works
-	 * on it meanwhile (dropped if this page fails) */
-	if (has_more)
-		start_pull_at(c, json_integer_value(rev), cursor);
-	if (store_begin(c->st)) {
-		c->pull_epoch++;
-		bad_answer(c, r, "database busy");
-		return -1;
-	}
 	ent_ctx_t ctx = cloud_ctx;
 	ctx.lenient_refs = is_full;
 	size_t i;
@@ -566,9 +554,14 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		}
 		gh_err_t err = { 0 };
 		ctx.rev = sq;
-		int rc = !strcmp(op, "upsert") ? ent_put(c->st, (ent_t)e, id, data, &ctx, NULL, &err)
-					       : ent_delete(c->st, (ent_t)e, id, &ctx, &err);
-		if (rc && !(err.status == 404 && !strcmp(op, "delete"))) {
+		int upsert = !strcmp(op, "upsert");
+		ctx.in_caller_tx = fast && upsert;
+		ctx.consume = 1; /* the page's tree, freed after it */
+		int rc = upsert ? ent_put(c->st, (ent_t)e, id, data, &ctx, NULL, &err)
+				: ent_delete(c->st, (ent_t)e, id, &ctx, &err);
+		if (rc == -2)
+			return -2;
+		if (rc && !(err.status == 404 && !upsert)) {
 			char msg[300];
 			snprintf(msg, sizeof msg, "%.60s%s%.200s", err.field[0] ? err.field : "", err.field[0] ? ": " : "",
 				 err.message);
@@ -577,6 +570,48 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 			continue;
 		}
 		applied++;
+	}
+	*applied_out = applied;
+	*failed_out = failed;
+	return 0;
+}
+
+static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
+{
+	json_t *changes = json_object_get(j, "changes"), *rev = json_object_get(j, "rev");
+	json_t *more = json_object_get(j, "more"), *full = json_object_get(j, "full");
+	if (!json_is_array(changes) || !json_is_integer(rev) || json_integer_value(rev) < 0 ||
+	    (more && !json_is_boolean(more)) || (full && !json_is_boolean(full))) {
+		bad_answer(c, r, "expected {\"rev\":int,\"more\":bool,\"full\":bool,\"changes\":[...]}");
+		return -1;
+	}
+	int is_full = json_is_true(full), has_more = json_is_true(more);
+	const char *cursor = json_string_value(json_object_get(j, "snapshot_cursor"));
+	/* the next page is fetched while this one is applied: the cloud works
+	 * on it meanwhile (dropped if this page fails) */
+	if (has_more && start_pull_at(c, json_integer_value(rev), cursor)) {
+		/* sent now, not when the loop next runs curl's timer (after this
+		 * page is applied): else the cloud starts on it only then */
+		int running = 0;
+		curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+	if (store_begin(c->st)) {
+		c->pull_epoch++;
+		bad_answer(c, r, "database busy");
+		return -1;
+	}
+	int applied = 0, failed = 0;
+	if (apply_changes(c, changes, is_full, 1, &applied, &failed) == -2) {
+		/* a write failed half way (no savepoint per entity): the page
+		 * again, each entity in a savepoint of its own */
+		log_warn("cloud", "a write of the state page failed: applying it again entity by entity");
+		store_rollback(c->st);
+		if (store_begin(c->st)) {
+			c->pull_epoch++;
+			bad_answer(c, r, "database busy");
+			return -1;
+		}
+		apply_changes(c, changes, is_full, 0, &applied, &failed);
 	}
 	int rc = 0;
 	if (has_more && cursor && *cursor) {

@@ -398,10 +398,11 @@ int ent_put(store_t *st, ent_t e, const char *id, const json_t *data, const ent_
 	char idbuf[80];
 	if (resolve_id(e, id, data, idbuf, sizeof idbuf, err))
 		return -1;
-	if (store_begin(st))
+	int own = !ctx->in_caller_tx, wrote = 0;
+	if (own && store_begin(st))
 		return store_db_err(st, err, "begin");
 
-	json_t *d = json_deep_copy(data), *before = NULL;
+	json_t *d = ctx->consume ? json_incref((json_t *)data) : json_deep_copy(data), *before = NULL;
 	json_object_del(d, "id");
 	json_object_del(d, "uses_left"); /* box-owned, never taken from outside */
 	if (e == ENT_DEVICE) { /* what the web API shows of the device link */
@@ -419,6 +420,7 @@ int ent_put(store_t *st, ent_t e, const char *id, const json_t *data, const ent_
 	if (validate_entity(&v))
 		goto fail;
 	int64_t lrev = store_next_lrev(st);
+	wrote = 1;
 	if (rows_write(&v, ctx, lrev)) {
 		store_db_err(st, err, "writing entity");
 		goto fail;
@@ -430,7 +432,7 @@ int ent_put(store_t *st, ent_t e, const char *id, const json_t *data, const ent_
 			goto fail;
 		}
 	}
-	if (store_commit(st)) {
+	if (own && store_commit(st)) {
 		store_db_err(st, err, "commit");
 		goto fail_nobegin;
 	}
@@ -445,11 +447,12 @@ int ent_put(store_t *st, ent_t e, const char *id, const json_t *data, const ent_
 	}
 	return 0;
 fail:
-	store_rollback(st);
+	if (own)
+		store_rollback(st);
 fail_nobegin:
 	json_decref(before);
 	json_decref(d);
-	return -1;
+	return !own && wrote ? -2 : -1;
 }
 
 static int tombstone(store_t *st, ent_t e, const char *id, int64_t lrev)

@@ -34,7 +34,10 @@ static int row_start(vctx_t *v, row_t *r, const char *sql)
 	return 0;
 }
 
-static void b_text(row_t *r, const char *t) { sqlite3_bind_text(r->s, r->i++, t, -1, SQLITE_TRANSIENT); }
+/* Texts are bound without a copy: every one (the id, the entity's JSON
+ * strings, the writers' locals) outlives the statement's step, and the
+ * bindings are cleared after it (row_finish, run). */
+static void b_text(row_t *r, const char *t) { sqlite3_bind_text(r->s, r->i++, t, -1, SQLITE_STATIC); }
 static void b_int(row_t *r, int64_t n) { sqlite3_bind_int64(r->s, r->i++, n); }
 static void b_null(row_t *r) { sqlite3_bind_null(r->s, r->i++); }
 
@@ -60,14 +63,23 @@ static void b_jint(row_t *r, json_t *o, const char *k)
 
 static int row_finish(vctx_t *v, row_t *r, const ent_ctx_t *ctx, int64_t lrev)
 {
-	char *data = jdump(v->d);
-	sqlite3_bind_text(r->s, r->i++, data, -1, free);
+	/* the entity's JSON: on the stack when it fits (most do; a cloud
+	 * snapshot writes a million of them), else on the heap */
+	char small[2048];
+	size_t n = json_dumpb(v->d, small, sizeof small, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (n > 0 && n < sizeof small) {
+		sqlite3_bind_text(r->s, r->i++, small, (int)n, SQLITE_STATIC);
+	} else {
+		char *data = jdump(v->d);
+		sqlite3_bind_text(r->s, r->i++, data, -1, free);
+	}
 	b_int(r, ctx->rev);
 	b_int(r, lrev);
 	b_text(r, ctx->local ? "local" : "cloud");
 	b_int(r, gh_now());
 	int rc = sqlite3_step(r->s);
 	sqlite3_reset(r->s);
+	sqlite3_clear_bindings(r->s); /* SMALL goes out of scope */
 	if (rc != SQLITE_DONE) {
 		log_err("store", "writing %s %s: %s", ent_name(v->e), v->id, sqlite3_errmsg(store_db(v->st)));
 		return -1;
@@ -81,6 +93,7 @@ static int run(store_t *st, sqlite3_stmt *s)
 		return -1;
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
 	if (rc != SQLITE_DONE) {
 		log_err("store", "derived rows: %s", sqlite3_errmsg(store_db(st)));
 		return -1;

@@ -238,6 +238,27 @@ try:
     ok("the refusal is kept in the conflicts list with the rule",
        any("floors" in (e or "") for (e,) in db("SELECT error FROM conflicts WHERE eid = 'bad1'")),
        db("SELECT * FROM conflicts"))
+    # a write that fails in SQLite after validation passed (a trigger stands
+    # in for an I/O error or a constraint the validator does not know): the
+    # page's transaction, which has no savepoint per entity, is rolled back
+    # and the page applied again entity by entity
+    con = sqlite3.connect(os.path.join(T, "site.db"), timeout=10)
+    con.execute("CREATE TRIGGER test_boom BEFORE INSERT ON persons WHEN NEW.id = 'boom' "
+                "BEGIN SELECT RAISE(ABORT, 'test trigger'); END")
+    con.commit()
+    cloud.put("person", "p4", {"kind": "resident", "apartment": "a101", "first_name": "Dana"})
+    cloud.put("person", "boom", {"kind": "resident", "apartment": "a101", "first_name": "Eve"})
+    cloud.put("person", "p5", {"kind": "resident", "apartment": "a101", "first_name": "Finn"})
+    cloud.command("sync")
+    ok("a write failing half way through a page: the page is applied again, the others land",
+       wait(lambda: gh("get", "person", "p5").returncode == 0, 10) and gh("get", "person", "p4").returncode == 0
+       and gh("get", "person", "boom").returncode != 0 and log_has("applying it again entity by entity"))
+    ok("and the failed one is in the conflicts list",
+       any("boom" == e for (e,) in db("SELECT eid FROM conflicts")), db("SELECT eid, error FROM conflicts"))
+    con.execute("DROP TRIGGER test_boom")
+    con.commit()
+    con.close()
+    cloud.delete("person", "boom")  # the later checks count persons
 
     print("== cloud: events reach the cloud once, gateway door logs too (%.0f s)" % (time.time() - T0))
     ids = [dp.event("door", relay=1, state="open") for _ in range(20)]

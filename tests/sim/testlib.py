@@ -135,24 +135,36 @@ class WSClient:
         self.status = int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.1 ") else 0
         self.buf = b""
 
-    def _need(self, n):
-        while len(self.buf) < n:
+    def _frame(self):
+        """The first whole frame in the buffer, taken out of it: (b0, payload);
+        None while it is incomplete (so a timeout never splits a frame)."""
+        b = self.buf
+        if len(b) < 2:
+            return None
+        n, off = b[1] & 0x7F, 2
+        if n == 126:
+            if len(b) < 4:
+                return None
+            n, off = int.from_bytes(b[2:4], "big"), 4
+        elif n == 127:
+            if len(b) < 10:
+                return None
+            n, off = int.from_bytes(b[2:10], "big"), 10
+        if len(b) < off + n:
+            return None
+        self.buf = b[off + n:]
+        return b[0], b[off:off + n]
+
+    def recv(self, timeout=5):
+        self.sock.settimeout(timeout * SLOW)
+        f = self._frame()
+        while f is None:
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise EOFError
             self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def recv(self, timeout=5):
-        self.sock.settimeout(timeout * SLOW)
-        b0, b1 = self._need(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = int.from_bytes(self._need(2), "big")
-        elif n == 127:
-            n = int.from_bytes(self._need(8), "big")
-        data = self._need(n)
+            f = self._frame()
+        b0, data = f
         return json.loads(data) if (b0 & 0x0F) == 1 else None
 
     def messages(self, timeout=5):
