@@ -963,7 +963,13 @@ static int flush_failed(engine_t *en)
 	return -1;
 }
 
-int engine_flush(engine_t *en, gh_err_t *err)
+static int flush(engine_t *en, int lazy, gh_err_t *err);
+
+int engine_flush(engine_t *en, gh_err_t *err) { return flush(en, 0, err); }
+
+int engine_flush_lazy(engine_t *en, gh_err_t *err) { return flush(en, 1, err); }
+
+static int flush(engine_t *en, int lazy, gh_err_t *err)
 {
 	if (!en->queued && !en->tx_open)
 		return 0;
@@ -992,7 +998,7 @@ int engine_flush(engine_t *en, gh_err_t *err)
 				log_err("engine", "door logs not written, %d kept queued", en->queued);
 			return flush_failed(en);
 		}
-	if (store_commit(en->st)) {
+	if (lazy ? store_commit_lazy(en->st) : store_commit(en->st)) {
 		if (en->drop_logged++ % 100 == 0)
 			log_err("engine", "door logs not committed, %d kept queued", en->queued);
 		/* the store logged SQLite's reason; the rollback has reset it */

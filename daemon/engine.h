@@ -84,6 +84,9 @@ int engine_pass_begin(engine_t *en, gh_err_t *err);
 /* Writes the queued door logs and commits the pass's transaction; on
  * failure the logs stay queued. */
 int engine_flush(engine_t *en, gh_err_t *err);
+/* The same, the commit not waiting for the disk (store_commit_lazy): when
+ * no device waits for an ack of what the pass stored. */
+int engine_flush_lazy(engine_t *en, gh_err_t *err);
 /* 1 while the pass's transaction is open (work waits for engine_flush). */
 int engine_pass_open(engine_t *en);
 /* Door logs waiting for engine_flush(). */

@@ -120,8 +120,12 @@ static void commit_now(app_t *a)
 {
 	gh_err_t err = { 0 };
 	uv_timer_stop(&a->commit_later);
-	/* events are acknowledged to their devices only once committed */
-	if (engine_flush(a->en, &err)) {
+	/* events are acknowledged to their devices only once committed, and
+	 * synced: a pass without acks waiting (door logs of answered decisions,
+	 * presence) commits without an fsync (the next synced commit or the
+	 * checkpoint within a second syncs it) */
+	int lazy = !a->mqtt || mqttlink_pending_acks(a->mqtt) == 0;
+	if (lazy ? engine_flush_lazy(a->en, &err) : engine_flush(a->en, &err)) {
 		if (disk_state(a->disk) != DISK_FULL)
 			log_err("main", "committing the loop pass: %s", err.message);
 		mqttlink_commit_failed(a->mqtt); /* the devices resend */

@@ -14,6 +14,7 @@
 struct store {
 	sqlite3 *db;
 	int depth;        /* transaction nesting */
+	int nested_done;  /* a nested unit of work was committed into the open transaction */
 	int64_t lrev;
 	int lrev_dirty;
 	unsigned settings_gen;
@@ -205,7 +206,13 @@ int store_begin(store_t *st)
 	return 0;
 }
 
-int store_commit(store_t *st)
+static int commit(store_t *st, int lazy);
+
+int store_commit(store_t *st) { return commit(st, 0); }
+
+int store_commit_lazy(store_t *st) { return commit(st, 1); }
+
+static int commit(store_t *st, int lazy)
 {
 	if (st->depth <= 0)
 		return -1;
@@ -218,7 +225,19 @@ int store_commit(store_t *st)
 		store_rollback(st);
 		return -1;
 	}
+	/* lazy: the commit does not wait for the disk (WAL + synchronous
+	 * NORMAL: no fsync; the next synced commit or the checkpointer's
+	 * checkpoint, within a second, makes it durable; a power cut before
+	 * loses it, never corrupts). Never for work a nested unit committed
+	 * (an edit, a cloud page): only the caller's own rows. */
+	int relax = lazy && st->depth == 1 && !st->nested_done;
+	if (relax)
+		tx_step(st, "PRAGMA synchronous = NORMAL");
 	int rc = tx_step(st, st->depth == 1 ? "COMMIT" : "RELEASE gh");
+	if (relax)
+		tx_step(st, "PRAGMA synchronous = FULL");
+	if (rc == SQLITE_OK)
+		st->nested_done = st->depth > 1; /* the outermost commit starts afresh */
 	if (rc != SQLITE_OK) {
 		/* a full disk fails every commit until room is made (disk.c):
 		 * one line per 100 failures, not one per loop pass */
@@ -243,6 +262,7 @@ void store_rollback(store_t *st)
 		 * an I/O error, a failed COMMIT): nothing left to undo at any
 		 * level; each level still unwinds through here or store_commit */
 		if (--st->depth == 0) {
+			st->nested_done = 0;
 			char buf[32];
 			st->lrev = store_kv_get(st, "lrev", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : 0;
 			st->lrev_dirty = 0;
@@ -250,6 +270,7 @@ void store_rollback(store_t *st)
 		return;
 	}
 	if (st->depth == 1) {
+		st->nested_done = 0;
 		tx_step(st, "ROLLBACK");
 		/* counters handed out in the rolled-back transaction are reused */
 		char buf[32];

@@ -35,6 +35,12 @@ int store_exec(store_t *st, const char *sql, gh_err_t *err);
  * unit (store_rollback) leaves the outer transaction intact. */
 int store_begin(store_t *st);
 int store_commit(store_t *st);
+/* The outermost commit without waiting for the disk (synchronous NORMAL):
+ * durable at the next synced commit or checkpoint (within a second), lost,
+ * never corrupted, by a power cut before. For rows nobody was told are
+ * stored (door logs of answered decisions, presence); a transaction into
+ * which a nested unit (an edit, a cloud page) was committed is synced. */
+int store_commit_lazy(store_t *st);
 void store_rollback(store_t *st);
 int store_in_tx(store_t *st);
 /* 1 when a transaction is open here but SQLite has already rolled it back
