@@ -18,7 +18,7 @@
 #include "settings.h"
 #include "timeutil.h"
 
-#define MAX_CHANNELS 64
+#define MAX_CHANNELS PROF_MAX_CHANNELS
 #define TICK_MS 10
 #define PROBE_MIN_MS 1000
 #define PROBE_MAX_MS 60000
@@ -36,7 +36,7 @@ typedef struct req {
 	int is_inputs;  /* discrete inputs read */
 	int clear_input; /* latched input to clear (1..n), by its clear coil */
 	uint16_t regs[19];
-	uint8_t bits[64];
+	uint8_t bits[PROF_MAX_CHANNELS];
 	uint64_t gen;   /* channel generation when queued */
 	int ok;
 	char err[128];
@@ -80,7 +80,7 @@ typedef struct board {
 	int is_reader, poll_pending, have_seq;
 	int input_mode;    /* 0 none, 1 levels, 2 latched edges */
 	int have_levels;
-	uint8_t levels[64], clearing[64];
+	uint8_t levels[PROF_MAX_CHANNELS], clearing[PROF_MAX_CHANNELS];
 	uint16_t last_seq;
 	uint64_t next_poll_ms;
 	int online;       /* -1 unknown, 0 offline, 1 online */
@@ -232,7 +232,7 @@ static void execute(bus_t *b, modbus_t **ctx, req_t *r)
 		modbus_set_slave(*ctx, r->board->unit);
 		int rc;
 		if (r->is_inputs) {
-			rc = modbus_read_input_bits(*ctx, p->input_base, p->inputs > 64 ? 64 : p->inputs, r->bits);
+			rc = modbus_read_input_bits(*ctx, p->input_base, p->inputs, r->bits);
 		} else if (r->clear_input) {
 			rc = modbus_write_bit(*ctx, p->clear_base + r->clear_input - 1, TRUE);
 		} else if (r->is_poll) {
@@ -428,7 +428,7 @@ static void reader_block(busmgr_t *m, board_t *bd, const uint16_t *regs)
  * none is missed). */
 static void inputs_read(busmgr_t *m, board_t *bd, const uint8_t *bits)
 {
-	int n = bd->p->inputs > 64 ? 64 : bd->p->inputs;
+	int n = bd->p->inputs;
 	for (int i = 0; i < n; i++) {
 		if (bd->input_mode == 1) {
 			if (bd->have_levels && bits[i] != bd->levels[i] && m->on_input)

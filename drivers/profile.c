@@ -72,7 +72,7 @@ static int on_kv(void *user, const char *sec, const char *key, const char *val)
 			return 0;
 		}
 	} else if (KEY("profile", "channels")) {
-		NUM(0, 256, p->channels);
+		NUM(0, PROF_MAX_CHANNELS, p->channels);
 	} else if (KEY("profile", "transports")) {
 		p->transports = 0;
 		if (strstr(val, "rtu"))
@@ -121,7 +121,7 @@ static int on_kv(void *user, const char *sec, const char *key, const char *val)
 							    : &p->read_off;
 		*dst = (uint16_t)v;
 	} else if (KEY("inputs", "count")) {
-		NUM(0, 256, p->inputs);
+		NUM(0, PROF_MAX_CHANNELS, p->inputs);
 	} else if (KEY("inputs", "read")) {
 		if (strcmp(val, "discrete")) {
 			snprintf(c->msg, sizeof c->msg, "[inputs] read must be discrete");

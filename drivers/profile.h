@@ -8,6 +8,9 @@
 #include "err.h"
 
 enum { PROF_RELAY, PROF_LIFT, PROF_UHF, PROF_LPR };
+/* Relays / floor buttons and inputs a board may have (the bus keeps a
+ * state per channel and reads inputs in one request). */
+#define PROF_MAX_CHANNELS 64
 enum { PROF_T_RTU = 1, PROF_T_TCP = 2 };
 enum { PROF_W_NONE, PROF_W_COIL, PROF_W_REGISTER };
 

@@ -126,6 +126,19 @@ try:
     ok("HF-8000 over Modbus TCP and MK485 over RTU (socat pty) are ready", hf.ready.is_set() and mk.ready.is_set())
     ok("a lift controller and a board from an added profile file are ready", lift.ready.is_set() and acme.ready.is_set())
 
+    # a profile beyond what the bus keeps (64 channels, 64 inputs) is refused
+    # at start, naming the file, the line and the bound
+    os.makedirs(T + "/badprofiles")
+    with open(T + "/badprofiles/BIG-80.ini", "w") as f:
+        f.write("[profile]\nname = BIG-80\nkind = lift\nchannels = 80\ntransports = tcp\n"
+                "[relay]\nwrite = coil\n")
+    with open(T + "/bad.conf", "w") as f:
+        f.write("[site]\nid = bus-test\n[storage]\ndb = bad.db\n[drivers]\nprofiles_dir = %s/badprofiles\n" % T)
+    r = subprocess.run([os.path.join(ROOT, BUILD, "gatehoused"), "--config", T + "/bad.conf", "--check-config"],
+                       capture_output=True, text=True, timeout=30)
+    ok("a profile with 80 channels is refused (at most 64), naming the file and line",
+       r.returncode != 0 and "BIG-80.ini:4" in r.stderr and "0..64" in r.stderr, r.stderr)
+
     CONF = os.path.join(T, "gh.conf")
     with open(CONF, "w") as f:
         f.write("[site]\nid = bus-test\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = %s/profiles\n"
