@@ -72,6 +72,8 @@ typedef struct sockctx {
 struct cloudlink {
 	uv_loop_t *loop;
 	store_t *st;
+	char *spare;      /* the last large response buffer, for the next one: */
+	size_t spare_cap; /* freeing one per page consolidated malloc's fast bins */
 	ctl_env_t env;
 	CURLM *multi;
 	uv_timer_t curl_timer;
@@ -243,6 +245,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *userp)
 	size_t add = size * n;
 	if (r->len + add + 1 > RESP_MAX)
 		return 0; /* too large: the transfer fails */
+	if (!r->resp && r->c->spare) {
+		r->resp = r->c->spare;
+		r->cap = r->c->spare_cap;
+		r->c->spare = NULL;
+	}
 	if (r->len + add + 1 > r->cap) {
 		size_t cap = r->cap ? r->cap : 16384;
 		while (cap < r->len + add + 1)
@@ -280,7 +287,12 @@ static void req_free(creq_t *r)
 		curl_easy_cleanup(r->h);
 	curl_slist_free_all(r->hdrs);
 	free(r->body);
-	free(r->resp);
+	if (r->resp && !r->c->spare && r->cap >= 65536 && r->cap <= 4u << 20) {
+		r->c->spare = r->resp;
+		r->c->spare_cap = r->cap;
+	} else {
+		free(r->resp);
+	}
 	json_decref(r->ctx);
 	free(r);
 }
@@ -1486,8 +1498,10 @@ json_t *cloud_status(cloudlink_t *c)
 static void timer_closed(uv_handle_t *h)
 {
 	cloudlink_t *c = h->data;
-	if (--c->closing == 0)
+	if (--c->closing == 0) {
+		free(c->spare);
 		free(c);
+	}
 }
 
 void cloud_stop(cloudlink_t *c)
