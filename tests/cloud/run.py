@@ -246,12 +246,12 @@ try:
     con.execute("CREATE TRIGGER test_boom BEFORE INSERT ON persons WHEN NEW.id = 'boom' "
                 "BEGIN SELECT RAISE(ABORT, 'test trigger'); END")
     con.commit()
-    cloud.put("person", "p4", {"kind": "resident", "apartment": "a101", "first_name": "Dana"})
+    cloud.put("person", "wf1", {"kind": "resident", "apartment": "a101", "first_name": "Dana"})
     cloud.put("person", "boom", {"kind": "resident", "apartment": "a101", "first_name": "Eve"})
-    cloud.put("person", "p5", {"kind": "resident", "apartment": "a101", "first_name": "Finn"})
+    cloud.put("person", "wf2", {"kind": "resident", "apartment": "a101", "first_name": "Finn"})
     cloud.command("sync")
     ok("a write failing half way through a page: the page is applied again, the others land",
-       wait(lambda: gh("get", "person", "p5").returncode == 0, 10) and gh("get", "person", "p4").returncode == 0
+       wait(lambda: gh("get", "person", "wf2").returncode == 0, 10) and gh("get", "person", "wf1").returncode == 0
        and gh("get", "person", "boom").returncode != 0 and log_has("applying it again entity by entity"))
     ok("and the failed one is in the conflicts list",
        any("boom" == e for (e,) in db("SELECT eid FROM conflicts")), db("SELECT eid, error FROM conflicts"))
