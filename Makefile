@@ -147,6 +147,7 @@ check-unit: $(BINS) $(TEST_BIN) $(SIMS)
 	@/usr/bin/python3 tests/mqtt/run.py $(BUILD)
 	@/usr/bin/python3 tests/bus/run.py $(BUILD)
 	@/usr/bin/python3 tests/cloud/run.py $(BUILD)
+	@/usr/bin/python3 tests/site/run.py $(BUILD)
 	@/usr/bin/python3 tests/web/run.py $(BUILD)
 	@/usr/bin/python3 tests/web-ui/run.py $(BUILD)
 	@/usr/bin/python3 tests/fault/run.py $(BUILD)
@@ -167,7 +168,7 @@ check-tsan:
 	@mkdir -p build-tsan/sim && cp build/sim/modbus_sim build-tsan/sim/modbus_sim
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" /usr/bin/python3 tests/bus/run.py build-tsan
 
-# The integration suites (cli, mqtt, bus, cloud, web) with the daemon under
+# The integration suites (cli, mqtt, bus, cloud, site, web) with the daemon under
 # valgrind's memcheck: GH_VALGRIND=1 makes testlib.daemon_cmd prefix it
 # (suppressions: tests/valgrind.supp) and scales every wait by 10; each
 # suite fails when a memcheck log has an error or a definite leak. Every
@@ -175,7 +176,7 @@ check-tsan:
 check-valgrind: $(BINS) $(SIMS)
 	@command -v valgrind >/dev/null || { echo "check-valgrind: valgrind is missing (make deps)"; exit 1; }
 	@rc=0; export GH_VALGRIND=1 GH_BUILD=$(BUILD); sh tests/cli/run.sh || rc=1; \
-	for s in mqtt bus cloud web; do /usr/bin/python3 tests/$$s/run.py $(BUILD) || rc=1; done; exit $$rc
+	for s in mqtt bus cloud site web; do /usr/bin/python3 tests/$$s/run.py $(BUILD) || rc=1; done; exit $$rc
 
 # The soak: SOAK_MINUTES of a 500-device site's load (tests/soak/run.py),
 # sampled every 10 s; $(BUILD)/soak/report.md and report.csv with a verdict
