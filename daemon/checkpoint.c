@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <time.h>
@@ -15,8 +16,40 @@ struct ckpt {
 	int stop;
 	unsigned interval_ms;
 	unsigned failures;
+	int kicked;
+	unsigned kick_gen;      /* under mu */
+	atomic_uint caught_gen; /* the last kick after which every frame was copied */
+	atomic_int lagging;
+	atomic_int frames;
 	sqlite3 *db;
 };
+
+/* WAL frames (about 4 MB) left behind by a checkpoint that make it lag */
+#define LAG_FRAMES 1000
+
+int ckpt_lagging(const ckpt_t *c) { return c ? atomic_load(&c->lagging) : 0; }
+
+int ckpt_wal_frames(const ckpt_t *c) { return c ? atomic_load(&c->frames) : 0; }
+
+void ckpt_wal_restarted(ckpt_t *c)
+{
+	if (c)
+		atomic_store(&c->frames, 0);
+}
+
+unsigned ckpt_kick(ckpt_t *c)
+{
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	c->kicked = 1;
+	unsigned gen = ++c->kick_gen;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return gen;
+}
+
+int ckpt_caught_up(const ckpt_t *c, unsigned gen) { return !c || (int)(atomic_load(&c->caught_gen) - gen) >= 0; }
 
 static void *run(void *arg)
 {
@@ -27,14 +60,18 @@ static void *run(void *arg)
 		 * checkpoints (and let the WAL grow) for that hour */
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += c->interval_ms / 1000;
-		until.tv_nsec += (long)(c->interval_ms % 1000) * 1000000L;
+		/* lagging: again soon, the loop is holding its commits */
+		unsigned wait_ms = atomic_load(&c->lagging) ? 20 : c->interval_ms;
+		until.tv_sec += wait_ms / 1000;
+		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
 		if (until.tv_nsec >= 1000000000L) {
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000L;
 		}
-		while (!c->stop && pthread_cond_timedwait(&c->cv, &c->mu, &until) != ETIMEDOUT)
+		while (!c->stop && !c->kicked && pthread_cond_timedwait(&c->cv, &c->mu, &until) != ETIMEDOUT)
 			;
+		c->kicked = 0;
+		unsigned gen = c->kick_gen;
 		int stop = c->stop;
 		pthread_mutex_unlock(&c->mu);
 		int frames = 0, done = 0;
@@ -53,6 +90,14 @@ static void *run(void *arg)
 				log_warn("store", "checkpoint: %s", sqlite3_errmsg(c->db));
 		} else if (rc == SQLITE_OK) {
 			c->failures = 0;
+		}
+		if (rc == SQLITE_OK) {
+			/* a long WAL is one not restarted for a while: commits came
+			 * while every checkpoint ran (the loop then holds them) */
+			atomic_store(&c->frames, frames);
+			atomic_store(&c->lagging, frames >= LAG_FRAMES);
+			if (done >= frames)
+				atomic_store(&c->caught_gen, gen);
 		}
 		if (rc == SQLITE_OK && frames > 0)
 			log_debug("store", "checkpoint: %d of %d WAL frames", done, frames);

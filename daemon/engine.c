@@ -83,6 +83,7 @@ struct engine {
 	dev_entry_t *dev[DEV_SLOTS];
 	int batching;
 	int tx_open;    /* the pass's transaction, begun by the first decision */
+	int defer_tx;   /* decisions begin no transaction (engine_defer_tx) */
 	door_log_t *queue;
 	int queued;
 	int64_t logs_dropped; /* door logs given up (the queue full while nothing commits) */
@@ -951,6 +952,8 @@ void engine_batch(engine_t *en, int on)
 	en->batching = on;
 }
 
+void engine_defer_tx(engine_t *en, int on) { en->defer_tx = on; }
+
 int engine_pending(engine_t *en) { return en->queued; }
 int engine_pass_open(engine_t *en) { return en->tx_open; }
 
@@ -1167,7 +1170,7 @@ int engine_decide(engine_t *en, const access_req_t *q, access_result_t *r, gh_er
 		 * A decision never waits on storage: when no transaction can be
 		 * begun it reads without one, and its log waits in memory. */
 		gh_err_t berr = { 0 };
-		if (engine_pass_begin(en, &berr))
+		if (!en->defer_tx && engine_pass_begin(en, &berr))
 			log_err("engine", "deciding without the pass's transaction: %s", berr.message);
 		if (decide(&d, r, err))
 			return -1;

@@ -87,6 +87,10 @@ int engine_flush(engine_t *en, gh_err_t *err);
 /* The same, the commit not waiting for the disk (store_commit_lazy): when
  * no device waits for an ack of what the pass stored. */
 int engine_flush_lazy(engine_t *en, gh_err_t *err);
+/* ON: decisions begin no transaction (they read without one, their logs
+ * wait in memory for engine_flush), so none is open while the WAL
+ * checkpointer catches up (checkpoint.h ckpt_lagging). */
+void engine_defer_tx(engine_t *en, int on);
 /* 1 while the pass's transaction is open (work waits for engine_flush). */
 int engine_pass_open(engine_t *en);
 /* Door logs waiting for engine_flush(). */

@@ -42,6 +42,8 @@ typedef struct app {
 	uv_timer_t watchdog;
 	uv_prepare_t flush; /* before the loop sleeps: commit the pass's work */
 	uv_timer_t commit_later; /* door logs alone may wait a few ms for company */
+	uint64_t held_since;      /* monotonic ms: commits held for the checkpointer */
+	unsigned hold_gen;        /* its kick */
 	uv_timer_t housekeeping; /* once a second: boards follow configuration edits */
 	uint64_t started_ms;
 } app_t;
@@ -114,6 +116,7 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 #define COMMIT_DELAY_MS 10
+#define CKPT_FORCE_FRAMES 16384 /* WAL frames (64 MB) that make the loop restart the WAL itself */
 #define COMMIT_DELAY_FULL_MS 250 /* a full disk: door logs retried 4 times a second, not 100 */
 
 static void commit_now(app_t *a)
@@ -136,10 +139,46 @@ static void commit_now(app_t *a)
 	} else {
 		mqttlink_after_commit(a->mqtt);
 		cloud_kick(a->cloud);
+		/* device acks flooding in keep the loop committing (commits that
+		 * cannot be held): past 64 MB of WAL the loop copies the rest of
+		 * it itself, once, and restarts it */
+		if (ckpt_wal_frames(a->ckpt) >= CKPT_FORCE_FRAMES && !store_in_tx(a->st) &&
+		    store_wal_restart(a->st) == 0)
+			ckpt_wal_restarted(a->ckpt);
 	}
 }
 
-static void on_commit_later(uv_timer_t *t) { commit_now(t->data); }
+#define CKPT_HOLD_MS 250 /* door logs held at most this long for a lagging checkpointer */
+
+static void on_commit_later(uv_timer_t *t)
+{
+	app_t *a = t->data;
+	/* the checkpointer cannot keep up with our commits (the WAL would grow
+	 * for as long as they come): hold the commits nobody waits for until
+	 * it has copied every frame, so the next transaction restarts the WAL */
+	if (ckpt_lagging(a->ckpt) && mqttlink_pending_acks(a->mqtt) == 0 && disk_state(a->disk) != DISK_FULL) {
+		uint64_t now = gh_mono_ms();
+		if (!a->held_since) {
+			/* the open pass commits; decisions then begin no transaction
+			 * and queue their logs until the checkpointer has copied
+			 * every frame: the transaction that stores them restarts
+			 * the WAL (it must begin while the WAL is all copied) */
+			a->held_since = now;
+			engine_defer_tx(a->en, 1);
+			commit_now(a);
+			a->hold_gen = ckpt_kick(a->ckpt);
+		}
+		if (now - a->held_since < CKPT_HOLD_MS && !ckpt_caught_up(a->ckpt, a->hold_gen)) {
+			uv_timer_start(&a->commit_later, on_commit_later, 5, 0);
+			return;
+		}
+	}
+	if (a->held_since) {
+		a->held_since = 0;
+		engine_defer_tx(a->en, 0);
+	}
+	commit_now(a);
+}
 
 /* Runs once per loop pass, just before the loop waits for I/O (redis's
  * "before sleep" hook): the pass's work is committed in one transaction.

@@ -41,8 +41,15 @@ int store_commit(store_t *st);
  * stored (door logs of answered decisions, presence); a transaction into
  * which a nested unit (an edit, a cloud page) was committed is synced. */
 int store_commit_lazy(store_t *st);
+/* How many commits synced the WAL (tests). */
+uint64_t store_wal_syncs(const store_t *st);
 void store_rollback(store_t *st);
 int store_in_tx(store_t *st);
+/* A RESTART checkpoint on this connection (none of its transactions open):
+ * the frames the checkpointer has not copied yet are copied here and the
+ * next write starts the WAL from its beginning. Blocks for that copy; -1
+ * when another process reads (tried again later). */
+int store_wal_restart(store_t *st);
 /* 1 when a transaction is open here but SQLite has already rolled it back
  * by itself (SQLITE_FULL or an I/O error during a statement or the COMMIT):
  * store_begin refuses, store_commit fails, store_rollback just unwinds. */

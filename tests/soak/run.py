@@ -1047,6 +1047,8 @@ def main():
              "min %d / %d" % (min(s["devices_online"] for s in samples), min(s["boards_online"] for s in samples)),
              all(s["devices_online"] == len(macs) and s["boards_online"] == len(sims) for s in samples)),
             ("SIGTERM at the end", "exit 0", str(daemon_rc), daemon_rc == 0),
+            ("error lines in the daemon's log", "0", "%d%s" % (len(errs), (": " + errs[0][:160]) if errs else ""),
+             not errs),
         ]
         verdict = all(c[3] for c in checks)
         lat = sorted(load.lat)
