@@ -60,8 +60,7 @@ static void *run(void *arg)
 		 * checkpoints (and let the WAL grow) for that hour */
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
-		/* lagging: again soon, the loop is holding its commits */
-		unsigned wait_ms = atomic_load(&c->lagging) ? 20 : c->interval_ms;
+		unsigned wait_ms = c->interval_ms; /* or at once when kicked */
 		until.tv_sec += wait_ms / 1000;
 		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
 		if (until.tv_nsec >= 1000000000L) {
