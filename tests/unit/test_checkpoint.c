@@ -42,3 +42,44 @@ Test(checkpoint, copies_the_wal_into_the_database_while_the_writer_runs)
 	store_close(st);
 	tu_rmdir();
 }
+
+/* The loop's side of a long WAL (gatehoused.c on_commit_later): past ~4 MB
+ * the checkpointer says it lags; a kick runs a checkpoint at once (its
+ * interval here is a minute) and reports when every frame is copied; the
+ * next write transaction then restarts the WAL, and the checkpointer sees
+ * it short again. */
+Test(checkpoint, long_wal_kick_catch_up_restart)
+{
+	store_t *st = tu_store();
+	char db[300];
+	snprintf(db, sizeof db, "%s/site.db", tu_dir);
+	gh_err_t err = { 0 };
+	cr_assert_eq(store_exec(st, "PRAGMA wal_autocheckpoint = 0", &err), 0, "%s", err.message);
+	cr_assert_eq(store_exec(st, "CREATE TABLE soak(x BLOB)", &err), 0, "%s", err.message);
+	ckpt_t *c = ckpt_start(db, 60000);
+	cr_assert_not_null(c);
+	cr_assert_eq(store_exec(st, "BEGIN", &err), 0, "%s", err.message);
+	for (int i = 0; i < 1500; i++) /* ~1500 pages of 4 KB */
+		cr_assert_eq(store_exec(st, "INSERT INTO soak VALUES (randomblob(3000))", &err), 0, "%s", err.message);
+	cr_assert_eq(store_exec(st, "COMMIT", &err), 0, "%s", err.message);
+
+	struct timespec pause = { 0, 10 * 1000000L };
+	unsigned gen = ckpt_kick(c);
+	for (int k = 0; k < 2000 && !ckpt_caught_up(c, gen); k++)
+		nanosleep(&pause, NULL);
+	cr_assert(ckpt_caught_up(c, gen), "a kicked checkpoint copies every frame");
+	cr_assert(ckpt_lagging(c), "a WAL of %d frames is long", ckpt_wal_frames(c));
+	cr_assert_geq(ckpt_wal_frames(c), 1000);
+
+	/* begun with every frame copied: this transaction restarts the WAL */
+	cr_assert_eq(store_exec(st, "INSERT INTO soak VALUES (randomblob(10))", &err), 0, "%s", err.message);
+	gen = ckpt_kick(c);
+	for (int k = 0; k < 2000 && !ckpt_caught_up(c, gen); k++)
+		nanosleep(&pause, NULL);
+	cr_assert(ckpt_caught_up(c, gen));
+	cr_expect_lt(ckpt_wal_frames(c), 10, "the WAL restarted: %d frames", ckpt_wal_frames(c));
+	cr_expect_not(ckpt_lagging(c));
+	ckpt_stop(c);
+	store_close(st);
+	tu_rmdir();
+}
