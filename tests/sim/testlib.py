@@ -165,7 +165,22 @@ class WSClient:
             self.buf += chunk
             f = self._frame()
         b0, data = f
+        if (b0 & 0x0F) == 9:
+            # a ping: pong as a browser does, or the server hangs up (lws
+            # pings an idle-looking connection after 5 minutes)
+            self.send_frame(10, data)
+            return None
         return json.loads(data) if (b0 & 0x0F) == 1 else None
+
+    def send_frame(self, opcode, payload=b""):
+        """One masked frame from the client (RFC 6455: clients mask)."""
+        import os
+        mask = os.urandom(4)
+        n = len(payload)
+        head = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else
+                                          bytes([0x80 | 126]) + n.to_bytes(2, "big") if n < 65536 else
+                                          bytes([0x80 | 127]) + n.to_bytes(8, "big"))
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
 
     def messages(self, timeout=5):
         """The next frame's messages (a frame holds one message, or a JSON
