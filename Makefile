@@ -140,7 +140,7 @@ fuzz: fuzz-build
 	@sh fuzz/run.sh build-fuzz $(FUZZ_TIME) $(FUZZ_ONLY)
 
 # Unit and integration tests of this build; each binary is a Criterion suite.
-check-unit: $(BINS) $(TEST_BIN) $(SIMS)
+check-unit: $(BINS) $(TEST_BIN) $(SIMS) $(BUILD)/bench/loadgen
 	@set -e; export GH_BUILD=$(BUILD); for t in $(TEST_BIN); do \
 		echo "== $$t"; $$t --jobs 2 --short-filename; done
 	@GH_BUILD=$(BUILD) sh tests/cli/run.sh
@@ -173,7 +173,7 @@ check-tsan:
 # (suppressions: tests/valgrind.supp) and scales every wait by 10; each
 # suite fails when a memcheck log has an error or a definite leak. Every
 # suite runs; the exit status says whether all passed. Not in `check`: slow.
-check-valgrind: $(BINS) $(SIMS)
+check-valgrind: $(BINS) $(SIMS) $(BUILD)/bench/loadgen
 	@command -v valgrind >/dev/null || { echo "check-valgrind: valgrind is missing (make deps)"; exit 1; }
 	@rc=0; export GH_VALGRIND=1 GH_BUILD=$(BUILD); sh tests/cli/run.sh || rc=1; \
 	for s in mqtt bus cloud site web; do /usr/bin/python3 tests/$$s/run.py $(BUILD) || rc=1; done; exit $$rc
