@@ -344,10 +344,17 @@ int main(int argc, char **argv)
 	       "\"cpu_pct\":%.2f,\"broker_cpu_pct\":%.2f,\"vm_hwm_mb\":%.1f,\"vm_rss_mb\":%.1f}\n",
 	       nplan - warm, answered, rate, (double)(sent_end - m0) / 1e6, wall, 100.0 * cpu / wall,
 	       100.0 * bcpu / wall, hwm, rss);
+	fflush(stdout); /* before anything (LeakSanitizer) can end the process */
 	for (long i = 0; i < ndev; i++) {
 		mosquitto_disconnect(devs[i].m);
 		mosquitto_destroy(devs[i].m);
 	}
 	mosquitto_lib_cleanup();
+	free(pdev);
+	free(pcode);
+	free(sent_at);
+	free(reply_at);
+	free(granted);
+	free(devs);
 	return 0;
 }
