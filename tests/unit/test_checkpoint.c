@@ -15,14 +15,23 @@ static long long file_size(const char *path)
 	return stat(path, &s) ? -1 : (long long)s.st_size;
 }
 
-Test(checkpoint, copies_the_wal_into_the_database_while_the_writer_runs)
+/* A store whose own connection never checkpoints, with a table to fill;
+ * DB gets the database file's path. */
+static store_t *writer(char *db, size_t len)
 {
 	store_t *st = tu_store();
-	char db[300];
-	snprintf(db, sizeof db, "%s/site.db", tu_dir);
+	snprintf(db, len, "%s/site.db", tu_dir);
 	gh_err_t err = { 0 };
 	cr_assert_eq(store_exec(st, "PRAGMA wal_autocheckpoint = 0", &err), 0, "%s", err.message);
 	cr_assert_eq(store_exec(st, "CREATE TABLE soak(x BLOB)", &err), 0, "%s", err.message);
+	return st;
+}
+
+Test(checkpoint, copies_the_wal_into_the_database_while_the_writer_runs)
+{
+	char db[300];
+	store_t *st = writer(db, sizeof db);
+	gh_err_t err = { 0 };
 	long long before = file_size(db);
 	ckpt_t *c = ckpt_start(db, 20);
 	cr_assert_not_null(c);
@@ -50,12 +59,9 @@ Test(checkpoint, copies_the_wal_into_the_database_while_the_writer_runs)
  * it short again. */
 Test(checkpoint, long_wal_kick_catch_up_restart)
 {
-	store_t *st = tu_store();
 	char db[300];
-	snprintf(db, sizeof db, "%s/site.db", tu_dir);
+	store_t *st = writer(db, sizeof db);
 	gh_err_t err = { 0 };
-	cr_assert_eq(store_exec(st, "PRAGMA wal_autocheckpoint = 0", &err), 0, "%s", err.message);
-	cr_assert_eq(store_exec(st, "CREATE TABLE soak(x BLOB)", &err), 0, "%s", err.message);
 	ckpt_t *c = ckpt_start(db, 60000);
 	cr_assert_not_null(c);
 	cr_assert_eq(store_exec(st, "BEGIN", &err), 0, "%s", err.message);
