@@ -15,6 +15,8 @@
 
 #include <curl/curl.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "entity.h"
+#include "jarena.h"
 #include "jutil.h"
 #include "log.h"
 #include "timeutil.h"
@@ -60,7 +63,39 @@ typedef struct creq {
 	json_t *ctx;      /* what the request carried, for its answer */
 	char what[48];    /* for logs: "GET /state" */
 	char err[CURL_ERROR_SIZE];
+	/* state pages from the puller thread: the transfer's outcome, the
+	 * tree parsed there (into arena SLOT) or why it did not parse, and
+	 * whether the puller went on with the next page */
+	int from_puller, chained, slot;
+	CURLcode res;
+	long status;
+	json_t *parsed;
+	char perr[160];
 } creq_t;
+
+/* State pulls run on a thread of their own (see "state pulls" below). */
+#define PULL_AHEAD 2 /* pages fetched and parsed ahead of the one applied */
+
+typedef struct puller {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uv_async_t async;
+	int started;
+	/* under mu */
+	char path[900];  /* the next request, if have_job */
+	int have_job, stop;
+	unsigned epoch;  /* the chain the loop wants: other pages are dropped */
+	creq_t *done, **done_tail;
+	int ndone;
+	creq_t *trash;   /* applied pages: their trees are freed here, not in the loop */
+	/* read without the lock by the transfer's progress callback */
+	atomic_uint cur_epoch;
+	atomic_int astop;
+	/* the puller thread's own */
+	char *buf;
+	size_t buf_cap;
+} puller_t;
 
 typedef struct sockctx {
 	uv_poll_t poll;
@@ -87,6 +122,10 @@ struct cloudlink {
 	char wan[16];
 	cloud_wan_fn wan_cb;
 	void *wan_ctx;
+	cloud_gate_fn gate;
+	void *gate_ctx;
+	uv_timer_t hold_timer; /* a state page held by the gate */
+	creq_t *held;
 	channel_t ch[CH__COUNT];
 	creq_t *inflight;
 	sockctx_t *socks;
@@ -95,7 +134,8 @@ struct cloudlink {
 	uint64_t next_sync_ms, next_hb_ms;
 	char snap_cursor[512];
 	int resync;          /* 410: start over from a full snapshot */
-	unsigned pull_epoch; /* moves on when a page fails: pages fetched ahead are dropped */
+	unsigned pull_epoch; /* moves on with each new pull and when a page fails: pages fetched ahead are dropped */
+	puller_t pl;
 	char last_error[256];
 	int64_t sent, rejected;
 	unsigned ticks;
@@ -245,7 +285,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *userp)
 	size_t add = size * n;
 	if (r->len + add + 1 > RESP_MAX)
 		return 0; /* too large: the transfer fails */
-	if (!r->resp && r->c->spare) {
+	if (!r->resp && !r->from_puller && r->c->spare) { /* the spare is the loop's */
 		r->resp = r->c->spare;
 		r->cap = r->c->spare_cap;
 		r->c->spare = NULL;
@@ -297,30 +337,15 @@ static void req_free(creq_t *r)
 	free(r);
 }
 
-/* Starts METHOD PATH (under the site's base URL) with BODY (taken over, may
- * be NULL) on channel CH. */
-static creq_t *req_start(cloudlink_t *c, rkind_t kind, int ch, const char *method, const char *path, char *body,
-			 long timeout_ms)
+/* The options of a request to METHOD PATH (under the site's base URL) with
+ * BODY (may be NULL) on easy handle H, answers into R. */
+static void req_setopt(cloudlink_t *c, creq_t *r, CURL *h, const char *method, const char *path, const char *body,
+		       long timeout_ms)
 {
-	creq_t *r = calloc(1, sizeof *r);
-	if (!r) {
-		free(body);
-		return NULL;
-	}
-	r->c = c;
-	r->kind = kind;
-	r->ch = ch;
-	r->body = body;
 	const char *q = strchr(path, '?');
 	snprintf(r->what, sizeof r->what, "%s %.*s", method, (int)(q ? q - path : (long)strlen(path)), path);
-	r->h = curl_easy_init();
-	if (!r->h) {
-		req_free(r);
-		return NULL;
-	}
 	char url[1600];
 	snprintf(url, sizeof url, "%s%s", c->base, path);
-	CURL *h = r->h;
 	r->hdrs = curl_slist_append(r->hdrs, c->auth);
 	r->hdrs = curl_slist_append(r->hdrs, "Accept: application/json");
 	if (body)
@@ -353,7 +378,30 @@ static creq_t *req_start(cloudlink_t *c, rkind_t kind, int ch, const char *metho
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? strlen(body) : 0));
 	}
-	if (curl_multi_add_handle(c->multi, h) != CURLM_OK) {
+}
+
+/* Starts METHOD PATH (under the site's base URL) with BODY (taken over, may
+ * be NULL) on channel CH. */
+static creq_t *req_start(cloudlink_t *c, rkind_t kind, int ch, const char *method, const char *path, char *body,
+			 long timeout_ms)
+{
+	creq_t *r = calloc(1, sizeof *r);
+	if (!r) {
+		free(body);
+		return NULL;
+	}
+	r->c = c;
+	r->kind = kind;
+	r->ch = ch;
+	r->body = body;
+	r->slot = -1;
+	r->h = curl_easy_init();
+	if (!r->h) {
+		req_free(r);
+		return NULL;
+	}
+	req_setopt(c, r, r->h, method, path, body, timeout_ms);
+	if (curl_multi_add_handle(c->multi, r->h) != CURLM_OK) {
 		req_free(r);
 		return NULL;
 	}
@@ -452,6 +500,319 @@ __attribute__((format(printf, 3, 4))) static void bad_answer(cloudlink_t *c, cre
 	log_err("cloud", "%s: bad answer from the cloud: %s", r->what, msg);
 }
 
+/* ---- state pulls on a thread of their own ----
+ * A first snapshot is a thousand pages or more: receiving them (TLS, the
+ * kernel) and parsing them (jansson) was a third of the loop's time while
+ * they were applied. The puller thread does both, blocking, with an easy
+ * handle of its own (kept alive between pages), and keeps up to PULL_AHEAD
+ * pages ready while the loop applies the one before: a page that says
+ * "more" is followed at once by the request the loop would make next. The
+ * loop only applies, one page per wake-up so devices are answered between
+ * pages. Every pull the loop starts (pull_submit) and every page it does not
+ * want the rest after (pull_cancel) moves the epoch on: pages of an older
+ * chain are dropped, a transfer of one is aborted. */
+
+static void finish(cloudlink_t *c, creq_t *r, CURLcode res, long status);
+
+static void state_path(char *buf, size_t len, int64_t since, const char *cursor)
+{
+	if (cursor && *cursor) {
+		char *esc = curl_easy_escape(NULL, cursor, 0);
+		snprintf(buf, len, "/state?since=0&limit=%d&cursor=%s", PAGE_LIMIT, esc ? esc : "");
+		curl_free(esc);
+	} else {
+		snprintf(buf, len, "/state?since=%lld&limit=%d", (long long)since, PAGE_LIMIT);
+	}
+}
+
+/* A puller request, on either thread (never through req_free: the loop's
+ * spare buffer is not the puller's to touch). */
+static void pull_free(creq_t *r)
+{
+	if (!r)
+		return;
+	json_decref(r->parsed);
+	jarena_release(r->slot);
+	curl_slist_free_all(r->hdrs);
+	free(r->resp);
+	free(r);
+}
+
+static int pull_progress(void *userp, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)dt, (void)dn, (void)ut, (void)un;
+	creq_t *r = userp;
+	puller_t *p = &r->c->pl;
+	return atomic_load(&p->astop) || atomic_load(&p->cur_epoch) != r->epoch; /* non-zero aborts */
+}
+
+/* GET PATH, blocking, then the answer's tree when it is a 2xx JSON object;
+ * *NEXT gets the page that follows when the page says "more". */
+static creq_t *pull_fetch(cloudlink_t *c, CURL *h, const char *path, unsigned epoch, char *next, size_t next_len)
+{
+	puller_t *p = &c->pl;
+	next[0] = '\0';
+	creq_t *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->c = c;
+	r->kind = R_STATE;
+	r->ch = CH_SYNC;
+	r->epoch = epoch;
+	r->from_puller = 1;
+	r->slot = -1;
+	r->resp = p->buf; /* the thread's buffer, while the page is only parsed */
+	r->cap = p->buf_cap;
+	p->buf = NULL;
+	p->buf_cap = 0;
+	curl_easy_reset(h);
+	req_setopt(c, r, h, "GET", path, NULL, 30000);
+	curl_easy_setopt(h, CURLOPT_PRIVATE, NULL);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, pull_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, r);
+	r->res = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+	if (r->res != CURLE_OK || r->status < 200 || r->status >= 300 || !r->resp)
+		return r; /* the body stays for the loop's log */
+	json_error_t je;
+	r->slot = jarena_take();
+	jarena_begin(r->slot);
+	r->parsed = json_loadb(r->resp, r->len, 0, &je);
+	jarena_end();
+	if (!r->parsed) {
+		snprintf(r->perr, sizeof r->perr, "%s", je.text);
+		return r;
+	}
+	/* parsed: the body is not needed any more */
+	if (r->cap <= (4u << 20)) {
+		p->buf = r->resp;
+		p->buf_cap = r->cap;
+		r->resp = NULL;
+		r->len = r->cap = 0;
+	}
+	json_t *rev = json_object_get(r->parsed, "rev");
+	const char *cursor = json_string_value(json_object_get(r->parsed, "snapshot_cursor"));
+	if (json_is_object(r->parsed) && json_is_true(json_object_get(r->parsed, "more")) && json_is_integer(rev) &&
+	    json_integer_value(rev) >= 0 && ((cursor && *cursor) || json_integer_value(rev) > 0))
+		state_path(next, next_len, json_integer_value(rev), cursor);
+	return r;
+}
+
+static void *pull_main(void *arg)
+{
+	cloudlink_t *c = arg;
+	puller_t *p = &c->pl;
+	CURL *h = curl_easy_init();
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop) {
+		if (p->trash) {
+			creq_t *t = p->trash;
+			p->trash = NULL;
+			pthread_mutex_unlock(&p->mu);
+			while (t) {
+				creq_t *n = t->next;
+				pull_free(t);
+				t = n;
+			}
+			pthread_mutex_lock(&p->mu);
+			continue;
+		}
+		if (!p->have_job || p->ndone >= PULL_AHEAD) {
+			pthread_cond_wait(&p->cv, &p->mu);
+			continue;
+		}
+		char path[sizeof p->path], next[sizeof p->path];
+		memcpy(path, p->path, sizeof path);
+		unsigned epoch = p->epoch;
+		p->have_job = 0;
+		pthread_mutex_unlock(&p->mu);
+		creq_t *r = h ? pull_fetch(c, h, path, epoch, next, sizeof next) : NULL;
+		pthread_mutex_lock(&p->mu);
+		if (!r) { /* out of memory: the loop hears of it as a failed transfer */
+			if (!h)
+				h = curl_easy_init();
+			continue;
+		}
+		if (p->stop || epoch != p->epoch) {
+			pull_free(r); /* a chain the loop does not want any more */
+			continue;
+		}
+		if (next[0]) {
+			memcpy(p->path, next, sizeof p->path);
+			p->have_job = 1;
+			r->chained = 1;
+		}
+		*p->done_tail = r;
+		p->done_tail = &r->next;
+		p->ndone++;
+		uv_async_send(&p->async);
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (h)
+		curl_easy_cleanup(h);
+	free(p->buf);
+	p->buf = NULL;
+	return NULL;
+}
+
+/* Drops the pages queued for the loop; with P's lock held. */
+static void pull_drop_done(puller_t *p)
+{
+	while (p->done) {
+		creq_t *r = p->done;
+		p->done = r->next;
+		pull_free(r);
+	}
+	p->done_tail = &p->done;
+	p->ndone = 0;
+	pthread_cond_signal(&p->cv);
+}
+
+/* An applied page: the puller frees its tree (4 % of a snapshot's time in
+ * the loop). */
+static void pull_trash(cloudlink_t *c, creq_t *r)
+{
+	puller_t *p = &c->pl;
+	if (!r)
+		return;
+	if (!p->started || c->stopping) {
+		pull_free(r);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	r->next = p->trash;
+	p->trash = r;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* The chain of pages is not wanted any more (a page failed, a new pull). */
+static void pull_cancel(cloudlink_t *c)
+{
+	puller_t *p = &c->pl;
+	c->pull_epoch++;
+	c->ch[CH_SYNC].busy = 0;
+	if (!p->started)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->epoch = c->pull_epoch;
+	atomic_store(&p->cur_epoch, p->epoch);
+	p->have_job = 0;
+	pull_drop_done(p);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void pulled(cloudlink_t *c);
+static void on_pulled(uv_async_t *a) { pulled(a->data); }
+static void on_hold(uv_timer_t *t) { pulled(t->data); }
+
+static void pulled(cloudlink_t *c)
+{
+	puller_t *p = &c->pl;
+	creq_t *r = c->held;
+	c->held = NULL;
+	if (r && (c->stopping || r->epoch != c->pull_epoch)) {
+		pull_free(r);
+		r = NULL;
+	}
+	if (r && c->gate && c->gate(c->gate_ctx)) {
+		c->held = r; /* the checkpointer first */
+		uv_timer_start(&c->hold_timer, on_hold, 5, 0);
+		return;
+	}
+	if (r) { /* held, now applied */
+		finish(c, r, r->res, r->status);
+		if (r->chained && !c->ch[CH_SYNC].busy)
+			pull_cancel(c);
+		pull_trash(c, r);
+		uv_async_send(&p->async); /* the pages that came meanwhile */
+		pump(c);
+		return;
+	}
+	if (uv_is_active((uv_handle_t *)&c->hold_timer))
+		return; /* woken while a page is held: it goes first */
+	pthread_mutex_lock(&p->mu);
+	r = p->done;
+	if (r) {
+		p->done = r->next;
+		if (!p->done)
+			p->done_tail = &p->done;
+		p->ndone--;
+		pthread_cond_signal(&p->cv); /* room for one more ahead */
+	}
+	int more = p->done != NULL;
+	pthread_mutex_unlock(&p->mu);
+	if (!r || c->stopping) {
+		pull_free(r);
+		return;
+	}
+	if (r->epoch == c->pull_epoch && c->gate && c->gate(c->gate_ctx)) {
+		c->held = r; /* the checkpointer first */
+		uv_timer_start(&c->hold_timer, on_hold, 5, 0);
+		return;
+	}
+	if (r->epoch == c->pull_epoch) {
+		finish(c, r, r->res, r->status);
+		if (r->chained && !c->ch[CH_SYNC].busy)
+			pull_cancel(c); /* the loop stopped the chain: the pages after are not wanted */
+	}
+	pull_trash(c, r);
+	if (more) /* one page per wake-up: the rest of the loop runs in between */
+		uv_async_send(&p->async);
+	pump(c);
+}
+
+/* Starts a chain of state pages at PATH on the puller thread. */
+static int pull_submit(cloudlink_t *c, const char *path)
+{
+	puller_t *p = &c->pl;
+	if (c->standalone || c->stopping)
+		return -1;
+	if (!p->started) {
+		pthread_mutex_init(&p->mu, NULL);
+		pthread_cond_init(&p->cv, NULL);
+		p->done_tail = &p->done;
+		if (pthread_create(&p->th, NULL, pull_main, c)) {
+			log_err("cloud", "cannot start the state puller thread");
+			pthread_cond_destroy(&p->cv);
+			pthread_mutex_destroy(&p->mu);
+			return -1;
+		}
+		p->started = 1;
+	}
+	pull_cancel(c); /* whatever came before */
+	pthread_mutex_lock(&p->mu);
+	snprintf(p->path, sizeof p->path, "%s", path);
+	p->have_job = 1;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	c->ch[CH_SYNC].busy = 1;
+	return 0;
+}
+
+static void pull_stop(cloudlink_t *c)
+{
+	puller_t *p = &c->pl;
+	if (!p->started)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	atomic_store(&p->astop, 1);
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->th, NULL);
+	pull_drop_done(p);
+	while (p->trash) {
+		creq_t *t = p->trash;
+		p->trash = t->next;
+		pull_free(t);
+	}
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	p->started = 0;
+}
+
 /* ---- state pull ---- */
 
 static const ent_ctx_t cloud_ctx = { .actor = "cloud" };
@@ -478,25 +839,16 @@ static void cloud_change_failed(cloudlink_t *c, int64_t seq, const char *entity,
 	free(d);
 }
 
-static creq_t *start_pull_at(cloudlink_t *c, int64_t since, const char *cursor)
+static int start_pull_at(cloudlink_t *c, int64_t since, const char *cursor)
 {
 	char path[900];
-	if (cursor && *cursor) {
-		char *esc = curl_easy_escape(NULL, cursor, 0);
-		snprintf(path, sizeof path, "/state?since=0&limit=%d&cursor=%s", PAGE_LIMIT, esc ? esc : "");
-		curl_free(esc);
-	} else {
-		snprintf(path, sizeof path, "/state?since=%lld&limit=%d", (long long)since, PAGE_LIMIT);
-		if (since == 0 && kv_int(c->st, "cloud_snap_lrev0") == 0) {
-			/* a full snapshot: what it does not contain goes at its end */
-			int64_t l = store_lrev(c->st);
-			kv_int_set(c->st, "cloud_snap_lrev0", l > 0 ? l : 1);
-		}
+	state_path(path, sizeof path, since, cursor);
+	if (!(cursor && *cursor) && since == 0 && kv_int(c->st, "cloud_snap_lrev0") == 0) {
+		/* a full snapshot: what it does not contain goes at its end */
+		int64_t l = store_lrev(c->st);
+		kv_int_set(c->st, "cloud_snap_lrev0", l > 0 ? l : 1);
 	}
-	creq_t *r = req_start(c, R_STATE, CH_SYNC, "GET", path, NULL, 30000);
-	if (r)
-		r->epoch = c->pull_epoch;
-	return r;
+	return pull_submit(c, path) == 0;
 }
 
 static void start_pull(cloudlink_t *c)
@@ -599,16 +951,16 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 	}
 	int is_full = json_is_true(full), has_more = json_is_true(more);
 	const char *cursor = json_string_value(json_object_get(j, "snapshot_cursor"));
-	/* the next page is fetched while this one is applied: the cloud works
-	 * on it meanwhile (dropped if this page fails) */
-	if (has_more && start_pull_at(c, json_integer_value(rev), cursor)) {
-		/* sent now, not when the loop next runs curl's timer (after this
-		 * page is applied): else the cloud starts on it only then */
-		int running = 0;
-		curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	/* the next page is fetched while this one is applied (the puller
+	 * went on by itself; dropped if this page fails) */
+	if (has_more) {
+		if (r->chained)
+			c->ch[CH_SYNC].busy = 1;
+		else
+			start_pull_at(c, json_integer_value(rev), cursor);
 	}
 	if (store_begin(c->st)) {
-		c->pull_epoch++;
+		pull_cancel(c);
 		bad_answer(c, r, "database busy");
 		return -1;
 	}
@@ -619,7 +971,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		log_warn("cloud", "a write of the state page failed: applying it again entity by entity");
 		store_rollback(c->st);
 		if (store_begin(c->st)) {
-			c->pull_epoch++;
+			pull_cancel(c);
 			bad_answer(c, r, "database busy");
 			return -1;
 		}
@@ -643,7 +995,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 	if (rc ? (store_rollback(c->st), 1) : store_commit(c->st)) {
 		bad_answer(c, r, "cannot store the page: %s", sqlite3_errmsg(store_db(c->st)));
 		c->snap_cursor[0] = '\0';
-		c->pull_epoch++;
+		pull_cancel(c);
 		return -1;
 	}
 	if (applied || failed)
@@ -1302,8 +1654,19 @@ static void finish(cloudlink_t *c, creq_t *r, CURLcode res, long status)
 	} else if (r->kind == R_RESULT) {
 		result_reported(c, r, 1);
 	} else {
-		json_error_t je;
-		json_t *j = r->resp ? json_loadb(r->resp, r->len, 0, &je) : NULL;
+		json_error_t je = { .text = "" };
+		json_t *j = NULL;
+		int slot = -1;
+		if (r->from_puller) { /* parsed on the puller thread, freed with R */
+			j = r->parsed;
+			snprintf(je.text, sizeof je.text, "%s", r->perr);
+		} else {
+			/* a state page's tree is parsed into an arena: freed at once */
+			slot = r->kind == R_STATE ? jarena_take() : -1;
+			jarena_begin(slot);
+			j = r->resp ? json_loadb(r->resp, r->len, 0, &je) : NULL;
+			jarena_end();
+		}
 		if (!json_is_object(j)) {
 			bad_answer(c, r, "not a JSON object%s%s", j ? "" : ": ", j ? "" : je.text);
 			rc = -1;
@@ -1316,7 +1679,10 @@ static void finish(cloudlink_t *c, creq_t *r, CURLcode res, long status)
 		} else if (r->kind == R_COMMANDS) {
 			rc = on_commands(c, r, j);
 		}
-		json_decref(j);
+		if (!r->from_puller) {
+			json_decref(j);
+			jarena_release(slot);
+		}
 	}
 	if (rc)
 		backoff(c, r->ch, r->retry_after_s, 0);
@@ -1411,6 +1777,8 @@ cloudlink_t *cloud_start(uv_loop_t *loop, const cloud_cfg_t *cfg, store_t *st, c
 	c->loop = loop;
 	c->st = st;
 	c->env = *env;
+	if (jarena_init())
+		log_warn("cloud", "no address space for parse arenas: state pages parse with malloc");
 	c->outbox_max = cfg->outbox_max > 0 ? cfg->outbox_max : 5000000;
 	c->backoff_min = cfg->backoff_min_ms > 0 ? cfg->backoff_min_ms : BACKOFF_MIN_MS;
 	c->backoff_max = cfg->backoff_max_ms >= c->backoff_min ? cfg->backoff_max_ms : BACKOFF_MAX_MS;
@@ -1418,6 +1786,10 @@ cloudlink_t *cloud_start(uv_loop_t *loop, const cloud_cfg_t *cfg, store_t *st, c
 	c->curl_timer.data = c;
 	uv_timer_init(loop, &c->retry_timer);
 	c->retry_timer.data = c;
+	uv_async_init(loop, &c->pl.async, on_pulled);
+	c->pl.async.data = c;
+	uv_timer_init(loop, &c->hold_timer);
+	c->hold_timer.data = c;
 	if (!cfg->url || !cfg->url[0]) {
 		c->standalone = 1;
 		snprintf(c->wan, sizeof c->wan, "standalone");
@@ -1468,6 +1840,14 @@ void cloud_set_wan_cb(cloudlink_t *c, cloud_wan_fn fn, void *ctx)
 	c->wan_ctx = ctx;
 }
 
+void cloud_set_gate(cloudlink_t *c, cloud_gate_fn fn, void *ctx)
+{
+	if (!c)
+		return;
+	c->gate = fn;
+	c->gate_ctx = ctx;
+}
+
 void cloud_set_env(cloudlink_t *c, const ctl_env_t *env)
 {
 	if (c)
@@ -1494,7 +1874,8 @@ json_t *cloud_status(cloudlink_t *c)
 	return o;
 }
 
-/* both timers live inside the link: free it once the last has closed */
+/* the timers and the puller's wake-up live inside the link: free it once
+ * the last has closed */
 static void timer_closed(uv_handle_t *h)
 {
 	cloudlink_t *c = h->data;
@@ -1509,6 +1890,7 @@ void cloud_stop(cloudlink_t *c)
 	if (!c)
 		return;
 	c->stopping = 1;
+	pull_stop(c);
 	while (c->inflight) {
 		creq_t *r = c->inflight;
 		c->inflight = r->next;
@@ -1519,7 +1901,12 @@ void cloud_stop(cloudlink_t *c)
 		curl_multi_cleanup(c->multi);
 	while (c->socks)
 		sock_forget(c, c->socks);
-	c->closing = 2;
+	pull_free(c->held);
+	c->held = NULL;
+	c->closing = 4;
+	uv_close((uv_handle_t *)&c->pl.async, timer_closed);
+	uv_timer_stop(&c->hold_timer);
+	uv_close((uv_handle_t *)&c->hold_timer, timer_closed);
 	uv_timer_stop(&c->retry_timer);
 	uv_close((uv_handle_t *)&c->retry_timer, timer_closed);
 	uv_timer_stop(&c->curl_timer);

@@ -34,6 +34,11 @@ typedef void (*cloud_wan_fn)(void *ctx, const char *wan);
  * WAN state stays "standalone"). ENV runs the cloud's commands (copied). */
 cloudlink_t *cloud_start(uv_loop_t *loop, const cloud_cfg_t *cfg, store_t *st, const ctl_env_t *env);
 void cloud_set_wan_cb(cloudlink_t *c, cloud_wan_fn fn, void *ctx);
+/* Asked before each state page is applied: non-zero holds the page (asked
+ * again 5 ms later) — the daemon lets the checkpointer copy a long WAL so
+ * the page's transaction restarts it (a snapshot wrote 700 MB of WAL). */
+typedef int (*cloud_gate_fn)(void *ctx);
+void cloud_set_gate(cloudlink_t *c, cloud_gate_fn fn, void *ctx);
 /* The device link and the bus, once they run (for commands). */
 void cloud_set_env(cloudlink_t *c, const ctl_env_t *env);
 /* "up", "down" or "standalone": a stable pointer whose text follows the state. */

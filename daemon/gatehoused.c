@@ -44,6 +44,9 @@ typedef struct app {
 	uv_timer_t commit_later; /* door logs alone may wait a few ms for company */
 	uint64_t held_since;      /* monotonic ms: commits held for the checkpointer */
 	unsigned hold_gen;        /* its kick */
+	uint64_t page_held_since; /* monotonic ms: a cloud state page held for the checkpointer */
+	unsigned page_hold_gen;
+	int page_hold_frames;     /* PAGE_HOLD_FRAMES, or GH_PAGE_HOLD_FRAMES (tests) */
 	uv_timer_t housekeeping; /* once a second: boards follow configuration edits */
 	uint64_t started_ms;
 } app_t;
@@ -178,6 +181,37 @@ static void on_commit_later(uv_timer_t *t)
 		engine_defer_tx(a->en, 0);
 	}
 	commit_now(a);
+}
+
+#define PAGE_HOLD_FRAMES 16384 /* WAL frames (64 MB) past which cloud state pages wait for the checkpointer */
+#define PAGE_HOLD_MS 1000
+
+/* Before each cloud state page: a first snapshot writes pages back to back
+ * (700 MB of WAL for 1.28M entities, never restarted, every frame a new
+ * block of the file): once our last commit left 64 MB of WAL, the next page
+ * waits until the checkpointer has copied every frame (at most a second),
+ * and its transaction restarts the WAL. */
+static int cloud_gate(void *ctx)
+{
+	app_t *a = ctx;
+	if (!a->ckpt)
+		return 0;
+	uint64_t now = gh_mono_ms();
+	if (!a->page_held_since) {
+		int frames = store_wal_frames(a->st);
+		if (frames < a->page_hold_frames) {
+			if (frames >= a->page_hold_frames / 2)
+				ckpt_kick(a->ckpt); /* keeps it close behind: short holds */
+			return 0;
+		}
+		a->page_held_since = now;
+		a->page_hold_gen = ckpt_kick(a->ckpt);
+		return 1;
+	}
+	if (!ckpt_caught_up(a->ckpt, a->page_hold_gen) && now - a->page_held_since < PAGE_HOLD_MS)
+		return 1;
+	a->page_held_since = 0;
+	return 0;
 }
 
 /* Runs once per loop pass, just before the loop waits for I/O (redis's
@@ -448,6 +482,8 @@ int main(int argc, char **argv)
 		a.ckpt = ckpt_start(a.cfg.db, 1000);
 	if (!a.ckpt)
 		store_exec(a.st, "PRAGMA wal_autocheckpoint = 1000", NULL);
+	else
+		store_watch_wal(a.st); /* the WAL's length after each commit: cloud_gate */
 	settings_t set;
 	if (settings_load(a.st, &set) == 0) {
 		if (gh_tz_set(set.timezone))
@@ -509,6 +545,11 @@ int main(int argc, char **argv)
 	env.bus = a.bus;
 	cloud_set_env(a.cloud, &env);
 	cloud_set_wan_cb(a.cloud, on_wan, &a);
+	a.page_hold_frames = PAGE_HOLD_FRAMES;
+	const char *hold = getenv("GH_PAGE_HOLD_FRAMES"); /* tests: a small site's WAL */
+	if (hold && atoi(hold) > 0)
+		a.page_hold_frames = atoi(hold);
+	cloud_set_gate(a.cloud, cloud_gate, &a);
 	a.web = web_start(a.loop, &a.cfg, &env);
 	memset(password, 0, sizeof password);
 	uv_signal_t *sigs[] = { &a.sig_term, &a.sig_int, &a.sig_hup };

@@ -16,6 +16,7 @@ struct store {
 	int depth;        /* transaction nesting */
 	int nested_done;  /* a nested unit of work was committed into the open transaction */
 	uint64_t wal_syncs; /* commits synced (store_wal_syncs) */
+	int wal_frames;     /* the WAL's length after our last commit (store_watch_wal) */
 	int64_t lrev;
 	int lrev_dirty;
 	unsigned settings_gen;
@@ -304,6 +305,17 @@ void store_rollback(store_t *st)
 int store_in_tx(store_t *st) { return st->depth > 0; }
 
 uint64_t store_wal_syncs(const store_t *st) { return st->wal_syncs; }
+
+static int on_wal(void *ctx, sqlite3 *db, const char *name, int frames)
+{
+	(void)db, (void)name;
+	((store_t *)ctx)->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+void store_watch_wal(store_t *st) { sqlite3_wal_hook(st->db, on_wal, st); }
+
+int store_wal_frames(const store_t *st) { return st->wal_frames; }
 
 int store_wal_restart(store_t *st)
 {

@@ -43,6 +43,11 @@ int store_commit(store_t *st);
 int store_commit_lazy(store_t *st);
 /* How many commits synced the WAL (tests). */
 uint64_t store_wal_syncs(const store_t *st);
+/* Follows the WAL's length after each commit of this connection (the WAL
+ * hook: replaces wal_autocheckpoint, for a connection whose checkpoints run
+ * elsewhere); store_wal_frames answers it. */
+void store_watch_wal(store_t *st);
+int store_wal_frames(const store_t *st);
 void store_rollback(store_t *st);
 int store_in_tx(store_t *st);
 /* A RESTART checkpoint on this connection (none of its transactions open):

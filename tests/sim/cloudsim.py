@@ -68,6 +68,14 @@ def dumps(v):
     return json.dumps(v, separators=(",", ":"))
 
 
+def jstr(s):
+    """A JSON string: most ids need no escaping (json.dumps is a third of a
+    snapshot page's time)."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return '"' + s + '"'
+    return json.dumps(s)
+
+
 def log(msg):
     sys.stderr.write("%s cloudsim[%d] %s\n" % (time.strftime("%H:%M:%S"), os.getpid(), msg))
     sys.stderr.flush()
@@ -270,7 +278,8 @@ class Faults:
     """Failure rules set through the control API. A rule: mode, path (prefix
     of the request path, or of the path after /v1/sites/SITE), count (the next
     N matching requests, or connections for refuse/badcert; None = until
-    cleared), retry_after (429), hang_s (hang)."""
+    cleared), retry_after (429), hang_s (hang), query (a text the query string
+    must contain, as "cursor=": a snapshot's later pages)."""
 
     def __init__(self, changed):
         self.lock = threading.Lock()
@@ -326,11 +335,13 @@ class Faults:
         """refuse with a count (reset the connection) or badcert, per connection."""
         return self._take(lambda r: r["mode"] == "badcert" or (r["mode"] == "refuse" and r["count"] is not None))
 
-    def on_request(self, path, rel):
+    def on_request(self, path, rel, query=""):
         def match(r):
             if r["mode"] in ("badcert", "refuse"):
                 return False
             if r["mode"] == "410" and rel != "/state":
+                return False
+            if r.get("query") and r["query"] not in query:
                 return False
             p = r["path"]
             return p is None or path.startswith(p) or (rel is not None and rel.startswith(p))
@@ -488,7 +499,7 @@ class ApiHandler(Handler):
             # refuse started while this keep-alive connection was open
             self.close_connection = True
             return
-        rule = sim.faults.on_request(path, rel)
+        rule = sim.faults.on_request(path, rel, split.query)
         key = sim.route_key(self.command, rel)
         sim.count_request(key)
         if rule:
@@ -810,24 +821,53 @@ class Sim:
             snap["t"] = now
             if snap["last"] and off == snap["last"][0]:
                 return snap["last"][1]
-            if off != snap["pos"] or snap["rows"] is None:
-                raise HttpError(410, "snapshot cursor unknown or expired: start again from since=0")
-            page = list(itertools.islice(snap["rows"], limit + 1))
-            more = len(page) > limit
-            if more:
-                # the one read ahead goes back in front of the rest
-                snap["rows"] = itertools.chain(page[limit:], snap["rows"])
-                page = page[:limit]
-            snap["pos"] = off + len(page)
-            items = ['{"seq":%d,"entity":%s,"op":"upsert","id":%s,"data":%s}' % (q, dumps(e), dumps(i), d)
-                     for e, i, q, d in page]
-            tail = ',"snapshot_cursor":"%s.%d"' % (sid, snap["pos"]) if more else ""
-            out = '{"rev":%d,"more":%s,"full":true,"changes":[%s]%s}' % (
-                0 if more else snap["rev"], "true" if more else "false", ",".join(items), tail)
-            snap["last"] = (off, (200, out, []))
+            ah = snap.get("ahead")
+        if ah and ah["off"] == off and ah["limit"] == limit:
+            ah["done"].wait(120)
+        with snap["lock"]:
+            ah = snap.pop("ahead", None)
+            if ah and ah["off"] == off and ah["limit"] == limit and ah.get("res"):
+                res, more = ah["res"], ah["more"]
+            else:
+                if off != snap["pos"] or snap["rows"] is None:
+                    raise HttpError(410, "snapshot cursor unknown or expired: start again from since=0")
+                res, more = self.build_page(snap, sid, off, limit)
+            snap["last"] = (off, res)
             if not more:
                 self.snap_close(snap)
-        return 200, out, []
+            else:
+                # as a streaming cloud would: the next page is made while
+                # this one travels and is applied
+                nxt = {"off": snap["pos"], "limit": limit, "done": threading.Event()}
+                snap["ahead"] = nxt
+
+                def work():
+                    try:
+                        with snap["lock"]:
+                            if snap["rows"] is not None and snap.get("ahead") is nxt:
+                                nxt["res"], nxt["more"] = self.build_page(snap, sid, nxt["off"], limit)
+                    finally:
+                        nxt["done"].set()
+                threading.Thread(target=work, daemon=True).start()
+        return res
+
+    @staticmethod
+    def build_page(snap, sid, off, limit):
+        """The snapshot's page at OFF (its position), with snap["lock"] held:
+        (answer, more)."""
+        page = list(itertools.islice(snap["rows"], limit + 1))
+        more = len(page) > limit
+        if more:
+            # the one read ahead goes back in front of the rest
+            snap["rows"] = itertools.chain(page[limit:], snap["rows"])
+            page = page[:limit]
+        snap["pos"] = off + len(page)
+        items = ['{"seq":%d,"entity":%s,"op":"upsert","id":%s,"data":%s}' % (q, jstr(e), jstr(i), d)
+                 for e, i, q, d in page]
+        tail = ',"snapshot_cursor":"%s.%d"' % (sid, snap["pos"]) if more else ""
+        out = '{"rev":%d,"more":%s,"full":true,"changes":[%s]%s}' % (
+            0 if more else snap["rev"], "true" if more else "false", ",".join(items), tail)
+        return (200, out, []), more
 
     @staticmethod
     def snap_close(snap):
@@ -1062,11 +1102,14 @@ class Sim:
             raise HttpError(400, "retry_after must be an integer >= 0")
         if not isinstance(hang_s, (int, float)) or isinstance(hang_s, bool) or not 0 <= hang_s <= HANG_S:
             raise HttpError(400, "hang_s must be a number of seconds, 0..%d" % HANG_S)
+        query = obj.get("query")
+        if query is not None and not good_str(query):
+            raise HttpError(400, "query must be a string or null")
         body = obj.get("body", "<html>not the contract</html>")
         if not isinstance(body, str):
             body = dumps(body)  # a JSON value of the wrong shape
         rule = {"mode": mode, "path": path, "count": count, "retry_after": retry, "hang_s": hang_s,
-                "body": body}
+                "body": body, "query": query}
         self.faults.set(rule, add=bool(obj.get("add")))
         log("failure mode %s" % dumps(rule))
         return {"rules": self.rules_json()}
