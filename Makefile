@@ -69,7 +69,7 @@ help:
 	@echo "make          build $(BINS)"
 	@echo "make check    all tests, normal build and ASan+UBSan build"
 	@echo "make fuzz     libFuzzer harnesses (clang), each for FUZZ_TIME s (default 60); fuzz/README.md"
-	@echo "make check-tsan  the bus tests against a ThreadSanitizer build"
+	@echo "make check-tsan  the bus and cloud tests against a ThreadSanitizer build"
 	@echo "make check-valgrind  the integration suites with the daemon under valgrind memcheck (slow)"
 	@echo "make soak     SOAK_MINUTES (30) at a site's load; report in $(BUILD)/soak/report.md"
 	@echo "make bench    benchmarks, table in bench/RESULTS.md (QUICK=1: quick modes)"
@@ -167,6 +167,7 @@ check-tsan:
 	@$(MAKE) --no-print-directory build/sim/modbus_sim
 	@mkdir -p build-tsan/sim && cp build/sim/modbus_sim build-tsan/sim/modbus_sim
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" /usr/bin/python3 tests/bus/run.py build-tsan
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" /usr/bin/python3 tests/cloud/run.py build-tsan
 
 # The integration suites (cli, mqtt, bus, cloud, site, web) with the daemon under
 # valgrind's memcheck: GH_VALGRIND=1 makes testlib.daemon_cmd prefix it
