@@ -79,7 +79,7 @@ WARMUP = 0.2
 # reads as 5.4 MB/day (least squares: 1.5 x step / window). fds: within
 # +-5 of their median (a few sockets come and go with the cloud link).
 RSS_MB_PER_DAY = 10.0
-# SQLite's page cache (16 MB by default) is larger than this site's 4-9 MB
+# SQLite's page cache (12 MB by default) is larger than this site's 4-9 MB
 # database: it would grow with every new page of the logs for the whole run
 # (bounded, not a leak: +0.4 MB in 24 min read as 18.7 MB/day). 1 MB fills
 # during the warm-up, so what still grows after it is the daemon's own.
@@ -670,7 +670,7 @@ def write_report(out_dir, samples, facts, checks, verdict):
     L.append("%s. %s\n" % (facts["when"], facts["machine"]))
     L.append("Site: %s. Load: %s. Duration %d min of load (warm-up: the first %d %%), then up to %d s for the "
              "last answers, acks and the outbox drain. Samples every %d s; all of them in `report.csv`, one a "
-             "minute below. SQLite's page cache is %d KB (GH_SQL_CACHE_KB; the default 16 MB is larger than this "
+             "minute below. SQLite's page cache is %d KB (GH_SQL_CACHE_KB; the default 12 MB is larger than this "
              "database and would grow with it through the run).\n" % (
                  facts["site"], facts["load"], facts["minutes"], int(WARMUP * 100), SETTLE_S, SAMPLE_S,
                  SOAK_CACHE_KB))
