@@ -18,6 +18,7 @@
 #include "ctl.h"
 #include "disk.h"
 #include "engine.h"
+#include "jarena.h"
 #include "entity.h"
 #include "log.h"
 #include "mqttlink.h"
@@ -403,8 +404,10 @@ static void on_housekeeping(uv_timer_t *t)
 	static unsigned ticks;
 	/* what a burst (a flood of events, a snapshot) left free in malloc's
 	 * arenas goes back to the system every 10 s: RSS follows the load */
-	if (ticks % 10 == 7)
+	if (ticks % 10 == 7) {
 		malloc_trim(0);
+		jarena_trim(); /* and the cloud pages' parse arenas */
+	}
 	/* retention, once a minute and a little at a time, so no pass waits on
 	 * a big delete; audit logs are kept a year */
 	if (ticks++ % 60 != 5)

@@ -10,12 +10,13 @@
 #include <sys/mman.h>
 
 #define SLOT_BYTES ((size_t)16 << 20) /* a 1,000-entity page uses ~1.5 MB */
-#define KEEP_BYTES ((size_t)4 << 20)  /* resident after a release; the rest goes back */
+#define KEEP_BYTES ((size_t)4 << 20)  /* resident after a release until jarena_trim; the rest goes back */
 #define ALIGN 16
 
 typedef struct {
 	atomic_int busy;
 	size_t used;
+	size_t touched; /* the most used since the last jarena_trim: resident */
 } slot_t;
 
 static _Atomic(char *) base;
@@ -95,8 +96,32 @@ void jarena_release(int slot)
 	if (s->used > KEEP_BYTES) /* an unusually large tree: its memory back */
 		madvise(atomic_load(&base) + (size_t)slot * SLOT_BYTES + KEEP_BYTES, s->used - KEEP_BYTES,
 			MADV_DONTNEED);
+	size_t kept = s->used < KEEP_BYTES ? s->used : KEEP_BYTES;
+	if (kept > s->touched)
+		s->touched = kept;
 	s->used = 0;
 	atomic_store(&s->busy, 0);
+}
+
+size_t jarena_trim(void)
+{
+	char *b = atomic_load(&base);
+	size_t freed = 0;
+	if (!b)
+		return 0;
+	for (int i = 0; i < JARENA_SLOTS; i++) {
+		int expect = 0;
+		if (!atomic_compare_exchange_strong(&slots[i].busy, &expect, 1))
+			continue; /* in use: next time */
+		if (slots[i].touched) {
+			size_t n = (slots[i].touched + 4095) & ~(size_t)4095;
+			madvise(b + (size_t)i * SLOT_BYTES, n, MADV_DONTNEED);
+			freed += n;
+			slots[i].touched = 0;
+		}
+		atomic_store(&slots[i].busy, 0);
+	}
+	return freed;
 }
 
 size_t jarena_used(int slot) { return slot >= 0 && slot < JARENA_SLOTS ? slots[slot].used : 0; }

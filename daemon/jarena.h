@@ -30,6 +30,10 @@ void jarena_begin(int slot);
 void jarena_end(void);
 /* The tree parsed into SLOT is gone: the slot is free again. -1 is ignored. */
 void jarena_release(int slot);
+/* Gives the memory of the free slots back to the system (a released slot
+ * keeps what its tree touched, up to 4 MB, for the next page of a pull);
+ * any thread, any time; returns the bytes given back. */
+size_t jarena_trim(void);
 /* Bytes SLOT's tree used (benchmarks, tests). */
 size_t jarena_used(int slot);
 

@@ -131,3 +131,31 @@ Test(jarena, another_thread_parses_with_malloc_while_a_slot_is_on)
 	free(txt);
 	jarena_release(slot);
 }
+
+/* After a pull the slots' memory goes back to the system (RSS follows the
+ * load), never the memory of a slot whose tree is still in use. */
+Test(jarena, trim_gives_back_free_slots_only)
+{
+	cr_assert_eq(jarena_init(), 0);
+	jarena_trim();
+	int done = jarena_take(), live = jarena_take();
+	cr_assert(done >= 0 && live >= 0);
+	json_decref(parse_in(done, "{\"changes\":[{\"id\":\"a\"},{\"id\":\"b\"},{\"id\":\"c\"}]}"));
+	jarena_release(done);
+	json_t *keep = parse_in(live, "{\"first_name\":\"Anna\",\"floors\":[\"3\",\"4\"]}");
+	size_t freed = jarena_trim();
+	cr_assert_gt(freed, 0, "the released slot's pages are given back");
+	cr_assert_eq(jarena_trim(), 0, "and only once");
+	/* the slot in use was left alone: its tree reads as before */
+	cr_assert_str_eq(json_string_value(json_object_get(keep, "first_name")), "Anna");
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(keep, "floors"), 1)), "4");
+	json_decref(keep);
+	jarena_release(live);
+	cr_assert_gt(jarena_trim(), 0, "released now, trimmed now");
+	/* a trimmed slot parses again (fresh zero pages) */
+	int again = jarena_take();
+	json_t *j = parse_in(again, "[\"x\"]");
+	cr_assert_str_eq(json_string_value(json_array_get(j, 0)), "x");
+	json_decref(j);
+	jarena_release(again);
+}
