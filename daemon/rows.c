@@ -1,6 +1,7 @@
 /* Entity -> SQLite rows: the main row (columns the engine queries plus the
  * whole JSON) and the derived rows (relays, channels, group members...).
  * Upserts never use REPLACE: that would fire ON DELETE CASCADE. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,9 +25,47 @@ typedef struct row {
 	int i; /* next bind index */
 } row_t;
 
+/* SQL's INSERT without its ON CONFLICT clause, interned (the statement
+ * cache is keyed by the SQL's address); SQL itself when it has none or the
+ * table is full. A row that does not exist yet goes in by a plain INSERT:
+ * an upsert costs SQLite a conflict probe and, on a parent table, a scan of
+ * the children's foreign keys (measured: 1.7 us a credential, 4 us a
+ * person, a quarter of a first snapshot's writes). */
+static const char *insert_only(const char *sql)
+{
+	static struct {
+		const char *upsert;
+		char *plain;
+	} map[24];
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	const char *out = sql;
+	pthread_mutex_lock(&mu);
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+		if (map[i].upsert == sql) {
+			out = map[i].plain;
+			break;
+		}
+		if (!map[i].upsert) {
+			const char *oc = strstr(sql, " ON CONFLICT");
+			char *plain = oc ? strndup(sql, (size_t)(oc - sql)) : NULL;
+			if (plain) {
+				map[i].upsert = sql;
+				map[i].plain = plain;
+				out = plain;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mu);
+	return out;
+}
+
+/* The main row's statement: the upsert SQL, or its plain INSERT when the
+ * entity is new (v->before is the stored version, read in the same
+ * transaction). */
 static int row_start(vctx_t *v, row_t *r, const char *sql)
 {
-	r->s = store_stmt(v->st, sql);
+	r->s = store_stmt(v->st, v->before ? sql : insert_only(sql));
 	r->i = 1;
 	if (!r->s)
 		return -1;
