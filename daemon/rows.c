@@ -237,6 +237,8 @@ static int w_apartment(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 	b_jint(&r, v->d, "valid_until");
 	if (row_finish(v, &r, ctx, lrev))
 		return -1;
+	if (!v->before)
+		return 0; /* a new apartment has no residents yet (their foreign key) */
 	/* the residents' copies of the building and valid time */
 	sqlite3_stmt *s = store_stmt(v->st, "UPDATE persons INDEXED BY persons_apartment SET home_building = a.building, apt_from = "
 					    "a.valid_from, apt_until = a.valid_until FROM apartments a "
@@ -278,6 +280,8 @@ static int w_person(vctx_t *v, const ent_ctx_t *ctx, int64_t lrev)
 	}
 	if (row_finish(v, &r, ctx, lrev))
 		return -1;
+	if (!v->before)
+		return 0; /* a new person has no credentials yet (their foreign key) */
 	/* a resident who moves takes their PINs' APT+PIN scope along */
 	sqlite3_stmt *s = store_stmt(v->st, "UPDATE credentials INDEXED BY credentials_person SET scope = COALESCE(?2, '') "
 					    "WHERE person = ?1 AND type = 'pin' AND scope <> '' "
