@@ -39,6 +39,7 @@ static const char *const sql_get[ENT__COUNT] =
 static const char *const sql_exists[ENT__COUNT] = PER_TABLE("SELECT 1 FROM ", " WHERE id = ?");
 static const char *const sql_delete[ENT__COUNT] = PER_TABLE("DELETE FROM ", " WHERE id = ?");
 static const char *const sql_count[ENT__COUNT] = PER_TABLE("SELECT count(*) FROM ", "");
+static const char *const sql_any[ENT__COUNT] = PER_TABLE("SELECT 1 FROM ", " LIMIT 1");
 static const char *const sql_list[ENT__COUNT] =
     PER_TABLE("SELECT id, data FROM ", " WHERE id > ? ORDER BY id LIMIT ?");
 static const char *const sql_synced[ENT__COUNT] =
@@ -101,6 +102,16 @@ int ent_exists(store_t *st, ent_t e, const char *id)
 }
 
 int ent_exists_pub(store_t *st, ent_t e, const char *id) { return ent_exists(st, e, id); }
+
+int ent_any(store_t *st, ent_t e)
+{
+	sqlite3_stmt *s = store_stmt(st, sql_any[e]);
+	if (!s)
+		return -1;
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
 
 int64_t ent_count(store_t *st, ent_t e)
 {

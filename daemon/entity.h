@@ -88,6 +88,8 @@ int ent_synced(store_t *st, ent_t e, const char *id, int64_t rev, int still_loca
 json_t *ent_cloud_stale(store_t *st, ent_t e, int64_t lrev0);
 /* Number of stored entities of kind E. */
 int64_t ent_count(store_t *st, ent_t e);
+/* 1 when the table has a row, 0 when empty, -1 on error (cheap, unlike a count). */
+int ent_any(store_t *st, ent_t e);
 
 /* Apartment reset (PRODUCT.md, manual "Reset apartments"): removes family
  * members, the master's contact data (email, mobile, country code,
