@@ -77,6 +77,21 @@ def cpu_s(pid, tid=None):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid):
+    """[(thread name, CPU s)] of a process, the busiest first (gatehoused
+    names its threads: gh-cloud-pull, gh-checkpoint, gh-bus-*)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            name = "event loop" if int(tid) == pid else name
+            out[name] = out.get(name, 0.0) + cpu_s(pid, int(tid))
+        except (OSError, ValueError):
+            pass
+    return sorted(out.items(), key=lambda kv: -kv[1])
+
+
 def seed(sim):
     """The site in the cloud: the shape of bench_engine's, sent in batches."""
     nb = max(1, PERSONS // 2000)
@@ -144,8 +159,11 @@ def main():
     n = status()
     print("\n[snapshot] %d entities applied by a fresh gatehoused in %.1f s (%.0f/s), peak RSS %.1f MB" % (
         PERSONS * 5 + PERSONS + PERSONS * 2 // 5 + 1, snap_s, (PERSONS * 6.4) / snap_s, peak))
+    threads = thread_cpu(d.pid)
     print("  gatehoused busy %.1f s of it (%.0f%%), its event loop %.1f s (%.0f%%): the rest of the loop's time "
-          "is waiting for the simulator's pages" % (snap_cpu, 100 * snap_cpu / snap_s, loop_cpu, 100 * loop_cpu / snap_s))
+          "is waiting for the simulator's pages, or for a core (the loop is runnable, another thread runs)"
+          % (snap_cpu, 100 * snap_cpu / snap_s, loop_cpu, 100 * loop_cpu / snap_s))
+    print("  its threads' CPU: " + ", ".join("%s %.1f s" % kv for kv in threads if kv[1] >= 0.05))
     print("  the cloud simulator (Python, same 2 cores) used %.1f s of CPU meanwhile" % sim_cpu)
     print("  (status rev %s, wan %s)" % ((n.get("cloud") or {}).get("rev"), n.get("wan")))
 

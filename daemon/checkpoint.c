@@ -54,6 +54,7 @@ int ckpt_caught_up(const ckpt_t *c, unsigned gen) { return !c || (int)(atomic_lo
 static void *run(void *arg)
 {
 	ckpt_t *c = arg;
+	pthread_setname_np(pthread_self(), "gh-checkpoint"); /* top -H, /proc/PID/task/TID/comm */
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		/* monotonic: a wall clock set back by an hour must not stop

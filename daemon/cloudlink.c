@@ -602,6 +602,7 @@ static creq_t *pull_fetch(cloudlink_t *c, CURL *h, const char *path, unsigned ep
 static void *pull_main(void *arg)
 {
 	cloudlink_t *c = arg;
+	pthread_setname_np(pthread_self(), "gh-cloud-pull");
 	puller_t *p = &c->pl;
 	CURL *h = curl_easy_init();
 	pthread_mutex_lock(&p->mu);

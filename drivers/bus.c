@@ -274,6 +274,7 @@ static void *worker(void *arg)
 	bus_t *b = arg;
 	modbus_t *ctx = NULL;
 	uint64_t last_done = 0;
+	pthread_setname_np(pthread_self(), b->tcp ? "gh-bus-tcp" : "gh-bus-rtu"); /* top -H */
 	pthread_mutex_lock(&b->mu);
 	for (;;) {
 		while (!b->todo && !b->stopping)
