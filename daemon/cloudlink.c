@@ -71,6 +71,16 @@ typedef struct creq {
 	long status;
 	json_t *parsed;
 	char perr[160];
+	/* ... and its changes' field checks done there too (ent_prepare), one
+	 * per change: their JSON in PBUF, or why they are refused */
+	struct prep {
+		int state; /* 0 not prepared, 1 prepared (PBUF+OFF, LEN), 2 refused (WHY) */
+		size_t off, len;
+		char *why;
+	} *prep;
+	size_t nprep;
+	char *pbuf;
+	size_t plen, pcap;
 } creq_t;
 
 /* State pulls run on a thread of their own (see "state pulls" below). */
@@ -535,7 +545,68 @@ static void pull_free(creq_t *r)
 	jarena_release(r->slot);
 	curl_slist_free_all(r->hdrs);
 	free(r->resp);
+	for (size_t i = 0; i < r->nprep; i++)
+		free(r->prep[i].why);
+	free(r->prep);
+	free(r->pbuf);
 	free(r);
+}
+
+static int pbuf_add(const char *buf, size_t n, void *data)
+{
+	creq_t *r = data;
+	if (r->plen + n > r->pcap) {
+		size_t cap = r->pcap ? r->pcap : 256u << 10;
+		while (cap < r->plen + n)
+			cap *= 2;
+		char *p = realloc(r->pbuf, cap);
+		if (!p)
+			return -1;
+		r->pbuf = p;
+		r->pcap = cap;
+	}
+	memcpy(r->pbuf + r->plen, buf, n);
+	r->plen += n;
+	return 0;
+}
+
+/* On the puller thread, the state page just parsed (into its arena slot):
+ * the field checks of its upserts and their JSON (ent_prepare), so the loop
+ * is left with what needs the database (a fifth of its work). A change the
+ * loop would refuse as malformed is left to it. */
+static void prepare_page(creq_t *r)
+{
+	json_t *changes = json_object_get(r->parsed, "changes");
+	size_t n = json_array_size(changes), i;
+	json_t *ch;
+	if (!n || !(r->prep = calloc(n, sizeof *r->prep)))
+		return;
+	r->nprep = n;
+	json_array_foreach(changes, i, ch) {
+		const char *entity = json_string_value(json_object_get(ch, "entity"));
+		const char *op = json_string_value(json_object_get(ch, "op"));
+		const char *id = json_string_value(json_object_get(ch, "id"));
+		json_t *data = json_object_get(ch, "data");
+		int e = entity ? ent_parse(entity) : -1;
+		if (e < 0 || !op || strcmp(op, "upsert") || !id || !json_is_object(data) ||
+		    !json_is_integer(json_object_get(ch, "seq")))
+			continue;
+		gh_err_t err = { 0 };
+		size_t off = r->plen;
+		int rc = ent_prepare((ent_t)e, id, data, pbuf_add, r, &err);
+		if (rc > 0) {
+			r->prep[i] = (struct prep){ .state = 1, .off = off, .len = r->plen - off };
+		} else if (rc < 0) {
+			char msg[300];
+			snprintf(msg, sizeof msg, "%.60s%s%.200s", err.field[0] ? err.field : "",
+				 err.field[0] ? ": " : "", err.message);
+			r->prep[i] = (struct prep){ .state = 2, .why = strdup(msg) };
+			if (!r->prep[i].why)
+				r->prep[i].state = 0;
+		}
+		if (rc <= 0)
+			r->plen = off;
+	}
 }
 
 static int pull_progress(void *userp, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
@@ -579,6 +650,8 @@ static creq_t *pull_fetch(cloudlink_t *c, CURL *h, const char *path, unsigned ep
 	r->slot = jarena_take();
 	jarena_begin(r->slot);
 	r->parsed = json_loadb(r->resp, r->len, 0, &je);
+	if (r->parsed)
+		prepare_page(r);
 	jarena_end();
 	if (!r->parsed) {
 		snprintf(r->perr, sizeof r->perr, "%s", je.text);
@@ -905,8 +978,8 @@ static int sweep(cloudlink_t *c, int64_t lrev0)
  * the transaction must be rolled back, the page then applied again without
  * FAST. Entities that fail validation are refused (conflicts), the rest go
  * on. */
-static int apply_changes(cloudlink_t *c, json_t *changes, int is_full, int fast, int *applied_out,
-			 int *failed_out)
+static int apply_changes(cloudlink_t *c, const creq_t *r, json_t *changes, int is_full, int fast,
+			 int *applied_out, int *failed_out)
 {
 	ent_ctx_t ctx = cloud_ctx;
 	ctx.lenient_refs = is_full;
@@ -927,6 +1000,9 @@ static int apply_changes(cloudlink_t *c, json_t *changes, int is_full, int fast,
 				  : !id                                   ? "id must be a string"
 				  : !strcmp(op, "upsert") && !json_is_object(data) ? "data must be an object"
 										   : NULL;
+		const struct prep *pp = r && i < r->nprep ? &r->prep[i] : NULL;
+		if (!why && pp && pp->state == 2)
+			why = pp->why; /* its fields, checked by the puller */
 		if (why) {
 			cloud_change_failed(c, sq, entity ? entity : "?", id ? id : "?", data, why);
 			failed++;
@@ -937,6 +1013,8 @@ static int apply_changes(cloudlink_t *c, json_t *changes, int is_full, int fast,
 		int upsert = !strcmp(op, "upsert");
 		ctx.in_caller_tx = fast && upsert;
 		ctx.consume = 1; /* the page's tree, freed after it */
+		ctx.prepared = pp && pp->state == 1 ? r->pbuf + pp->off : NULL;
+		ctx.prepared_len = pp ? pp->len : 0;
 		int rc = upsert ? ent_put(c->st, (ent_t)e, id, data, &ctx, NULL, &err)
 				: ent_delete(c->st, (ent_t)e, id, &ctx, &err);
 		if (rc == -2)
@@ -981,7 +1059,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		return -1;
 	}
 	int applied = 0, failed = 0;
-	if (apply_changes(c, changes, is_full, 1, &applied, &failed) == -2) {
+	if (apply_changes(c, r, changes, is_full, 1, &applied, &failed) == -2) {
 		/* a write failed half way (no savepoint per entity): the page
 		 * again, each entity in a savepoint of its own */
 		log_warn("cloud", "a write of the state page failed: applying it again entity by entity");
@@ -991,7 +1069,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 			bad_answer(c, r, "database busy");
 			return -1;
 		}
-		apply_changes(c, changes, is_full, 0, &applied, &failed);
+		apply_changes(c, r, changes, is_full, 0, &applied, &failed);
 	}
 	int rc = 0;
 	if (has_more && cursor && *cursor) {

@@ -398,6 +398,27 @@ int ent_check(store_t *st, ent_t e, const char *id, const json_t *data, json_t *
 	return 0;
 }
 
+int ent_prepare(ent_t e, const char *id, json_t *data, json_dump_callback_t cb, void *cb_data,
+		gh_err_t *err)
+{
+	static const char *const ts_keys[] = { "valid_from", "valid_until", "expires_at" };
+	if ((e != ENT_CREDENTIAL && e != ENT_PERSON && e != ENT_APARTMENT) || !json_is_object(data))
+		return 0;
+	for (size_t i = 0; i < sizeof ts_keys / sizeof ts_keys[0]; i++)
+		if (json_is_string(json_object_get(data, ts_keys[i])))
+			return 0; /* a local date-time: the site's time zone is the loop's */
+	char idbuf[80];
+	if (resolve_id(e, id, data, idbuf, sizeof idbuf, err))
+		return -1;
+	json_object_del(data, "id");
+	json_object_del(data, "uses_left");
+	vctx_t v = { .e = e, .id = idbuf, .d = data, .err = err, .phase = VPHASE_FIELDS };
+	if (validate_entity(&v))
+		return -1;
+	/* a dump that fails (memory): the loop does it all again */
+	return json_dump_callback(data, cb, cb_data, JSON_COMPACT | JSON_ENCODE_ANY) ? 0 : 1;
+}
+
 int ent_put(store_t *st, ent_t e, const char *id, const json_t *data, const ent_ctx_t *ctx,
 	    json_t **out, gh_err_t *err)
 {
@@ -427,7 +448,9 @@ int ent_put(store_t *st, ent_t e, const char *id, const json_t *data, const ent_
 		goto fail;
 	}
 	vctx_t v = { .st = st, .e = e, .id = idbuf, .d = d, .err = err,
-		     .lenient = ctx->lenient_refs, .before = before };
+		     .lenient = ctx->lenient_refs, .before = before,
+		     .phase = ctx->prepared ? VPHASE_DB : VPHASE_ALL,
+		     .json = ctx->prepared, .json_len = ctx->prepared_len };
 	if (validate_entity(&v))
 		goto fail;
 	int64_t lrev = store_next_lrev(st);

@@ -39,7 +39,22 @@ typedef struct ent_ctx {
 			     * rolled back as a whole when ent_put returns -2 */
 	int consume;        /* ent_put may change DATA in place (the caller's own
 			     * tree, freed after): no copy */
+	const char *prepared; /* DATA went through ent_prepare, which made this
+			       * JSON (PREPARED_LEN bytes): the database's
+			       * rules are what is left to check */
+	size_t prepared_len;
 } ent_ctx_t;
+
+/* The half of ent_put that needs no database, for a thread that is not the
+ * store's (a cloud page's parser): ID checked, the fields of DATA checked
+ * and normalized in place (box-owned ones dropped), its JSON written through
+ * CB. Then ent_put with ctx.prepared checks what the database decides
+ * (references, limits, uniqueness) and writes. Only persons, apartments
+ * and credentials without local date-times (those need the site's time
+ * zone) are taken. 1 prepared; 0 not taken (ent_put does it all); -1
+ * refused (ERR says why, as ent_put would). */
+int ent_prepare(ent_t e, const char *id, json_t *data, json_dump_callback_t cb, void *cb_data,
+		gh_err_t *err);
 
 /* Validates DATA (not modified, unless CTX->consume) as entity E and creates or replaces it.
  * The id is ID, else DATA's "id", else a new "local-..." id (an id is

@@ -17,7 +17,17 @@ typedef struct vctx {
 	gh_err_t *err;
 	int lenient;      /* don't refuse dangling references (cloud snapshots) */
 	const json_t *before; /* stored version, NULL on create */
+	int phase;        /* VPHASE_*: what validate_entity checks */
+	const char *json; /* the entity's JSON made already (ent_prepare), or NULL */
+	size_t json_len;
 } vctx_t;
+
+/* VPHASE_ALL: every rule. The entities ent_prepare takes (persons,
+ * apartments, credentials) are also checked in two halves: VPHASE_FIELDS,
+ * without the database (ST is NULL: another thread may run it), then
+ * VPHASE_DB, the references, limits and uniqueness on the normalized
+ * fields. */
+enum { VPHASE_ALL, VPHASE_FIELDS, VPHASE_DB };
 
 /* 1 exists, 0 not, -1 error. */
 int ent_exists(store_t *st, ent_t e, const char *id);

@@ -105,8 +105,10 @@ static int row_finish(vctx_t *v, row_t *r, const ent_ctx_t *ctx, int64_t lrev)
 	/* the entity's JSON: on the stack when it fits (most do; a cloud
 	 * snapshot writes a million of them), else on the heap */
 	char small[2048];
-	size_t n = json_dumpb(v->d, small, sizeof small, JSON_COMPACT | JSON_ENCODE_ANY);
-	if (n > 0 && n < sizeof small) {
+	size_t n = v->json ? 0 : json_dumpb(v->d, small, sizeof small, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (v->json) { /* made by ent_prepare */
+		sqlite3_bind_text(r->s, r->i++, v->json, (int)v->json_len, SQLITE_STATIC);
+	} else if (n > 0 && n < sizeof small) {
 		sqlite3_bind_text(r->s, r->i++, small, (int)n, SQLITE_STATIC);
 	} else {
 		char *data = jdump(v->d);

@@ -102,20 +102,35 @@ int floor_label_ok(const json_t *v, char out[8])
 
 #define E422(v, field, ...) gh_err((v)->err, 422, "invalid", field, __VA_ARGS__)
 
+/* The entity ID of kind E that KEY names exists (none named: fine). */
+static int ref_exists(vctx_t *v, ent_t e, const char *key, const char *path, const char *id)
+{
+	if (!id)
+		return 0;
+	int x = ent_exists(v->st, e, id);
+	if (x < 0)
+		return store_db_err(v->st, v->err, "checking reference");
+	if (!x)
+		return gh_err(v->err, 422, "not_found", path ? path : key, "%s: no %s with id \"%s\"",
+			      path ? path : key, ent_name(e), id);
+	return 0;
+}
+
+/* KEY of O: an id of kind E (checked to exist, but in VPHASE_FIELDS). */
 static int ref(vctx_t *v, ent_t e, json_t *o, const char *key, const char *path, int required,
 	       const char **out)
 {
 	if (jf_str(o, key, path, required, 64, NULL, out, v->err))
 		return -1;
-	if (!*out)
+	if (v->phase == VPHASE_FIELDS)
 		return 0;
-	int x = ent_exists(v->st, e, *out);
-	if (x < 0)
-		return store_db_err(v->st, v->err, "checking reference");
-	if (!x)
-		return gh_err(v->err, 422, "not_found", path ? path : key, "%s: no %s with id \"%s\"",
-			      path ? path : key, ent_name(e), *out);
-	return 0;
+	return ref_exists(v, e, key, path, *out);
+}
+
+/* KEY of the normalized entity: a string or NULL. */
+static const char *field(vctx_t *v, const char *key)
+{
+	return json_string_value(json_object_get(v->d, key));
 }
 
 static int name_field(vctx_t *v, const char *key, int required, size_t max)
@@ -379,7 +394,7 @@ static int v_building(vctx_t *v)
 	return 0;
 }
 
-static int v_apartment(vctx_t *v)
+static int apartment_fields(vctx_t *v)
 {
 	static const char *cmodes[] = { "group", "sequence", NULL };
 	static const char *callm[] = { "ip", "sip", NULL };
@@ -449,7 +464,15 @@ static int v_apartment(vctx_t *v)
 			seen |= 1u << k;
 		}
 	}
+	return 0;
+}
 
+/* An apt number once per building. */
+static int apartment_db(vctx_t *v)
+{
+	const char *b = field(v, "building"), *apt = field(v, "apt");
+	if (!b || !apt)
+		return 0; /* refused by apartment_fields */
 	sqlite3_stmt *s = store_stmt(v->st, "SELECT id FROM apartments WHERE building = ? AND apt = ? AND id <> ?");
 	if (!s)
 		return store_db_err(v->st, v->err, "checking apt");
@@ -463,7 +486,7 @@ static int v_apartment(vctx_t *v)
 	return 0;
 }
 
-static int v_person(vctx_t *v)
+static int person_fields(vctx_t *v)
 {
 	static const char *kinds[] = { "resident", "family", "staff", "personnel", "pm_staff",
 				       "delivery", NULL };
@@ -510,9 +533,14 @@ static int v_person(vctx_t *v)
 	}
 	if (!has)
 		json_object_set_new(d, "expires_at", json_null());
+	return 0;
+}
 
-	/* a family member is added under an existing master account */
-	if (kind == 1 && !v->lenient) {
+/* A family member is added under an existing master account. */
+static int person_db(vctx_t *v)
+{
+	const char *kind = field(v, "kind"), *apt = field(v, "apartment");
+	if (kind && !strcmp(kind, "family") && apt && !v->lenient) {
 		sqlite3_stmt *q = store_stmt(v->st, "SELECT 1 FROM persons WHERE apartment = ? AND "
 						    "kind = 'resident' AND id <> ?");
 		if (!q)
@@ -861,10 +889,12 @@ static int v_temp_key(vctx_t *v)
 	return 0;
 }
 
-static int v_credential(vctx_t *v)
+static const char *const cred_types[] = { "pin", "rf", "uhf", "plate", "face", "fingerprint",
+					  "id_access", "qr", NULL };
+
+static int credential_fields(vctx_t *v)
 {
-	static const char *types[] = { "pin", "rf", "uhf", "plate", "face", "fingerprint",
-				       "id_access", "qr", NULL };
+	const char *const *types = cred_types;
 	json_t *d = v->d;
 	const char *person, *key, *code;
 	int type, hf, hu, lt;
@@ -923,7 +953,22 @@ static int v_credential(vctx_t *v)
 	json_object_set_new(d, "code", json_string(canon));
 	if (type != 3)
 		json_object_del(d, "long_term");
+	return 0;
+}
 
+/* What the database decides of a credential with normalized fields: the
+ * limits per person, the code's uniqueness. */
+static int credential_db(vctx_t *v)
+{
+	const char *const *types = cred_types;
+	const char *person = field(v, "person"), *key = field(v, "temp_key"), *canon = field(v, "code");
+	const char *tname = field(v, "type");
+	int type = -1;
+	for (int i = 0; tname && types[i]; i++)
+		if (!strcmp(tname, types[i]))
+			type = i;
+	if (type < 0 || !canon)
+		return 0; /* refused by credential_fields */
 	/* per-person limits of the manuals: at most 5 UHF cards and 5 plates */
 	if (person && (type == 2 || type == 3)) {
 		sqlite3_stmt *s = store_stmt(v->st, "SELECT count(*) FROM credentials INDEXED BY credentials_person "
@@ -971,7 +1016,7 @@ static int v_credential(vctx_t *v)
 		if (!s)
 			return store_db_err(v->st, v->err, "checking code");
 		sqlite3_bind_text(s, 1, types[type], -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, canon, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(s, 2, canon, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 3, v->id, -1, SQLITE_STATIC);
 		int rc = sqlite3_step(s);
 		sqlite3_reset(s);
@@ -1009,8 +1054,32 @@ static int v_parking_lot(vctx_t *v)
 	return 0;
 }
 
+/* An entity checked in two halves (vctx_t.phase): its fields (references
+ * checked to exist, but without the database), then the database's rules. */
+static int halves(vctx_t *v, int (*fields)(vctx_t *), ent_t ref_e, const char *ref_key, ent_t ref2_e,
+		  const char *ref2_key, int (*db)(vctx_t *))
+{
+	if (v->phase == VPHASE_DB) {
+		/* the fields are normalized: their references are left */
+		if (ref_exists(v, ref_e, ref_key, NULL, field(v, ref_key)) ||
+		    (ref2_key && ref_exists(v, ref2_e, ref2_key, NULL, field(v, ref2_key))))
+			return -1;
+	} else if (fields(v)) {
+		return -1;
+	}
+	return v->phase == VPHASE_FIELDS ? 0 : db(v);
+}
+
 int validate_entity(vctx_t *v)
 {
+	if (v->phase == VPHASE_FIELDS) { /* no database here (ent_prepare) */
+		switch (v->e) {
+		case ENT_APARTMENT: return halves(v, apartment_fields, ENT_BUILDING, "building", 0, NULL, NULL);
+		case ENT_PERSON: return halves(v, person_fields, ENT_APARTMENT, "apartment", ENT_BUILDING, "building", NULL);
+		case ENT_CREDENTIAL: return halves(v, credential_fields, ENT_PERSON, "person", ENT_TEMP_KEY, "temp_key", NULL);
+		default: return gh_err(v->err, 500, "internal", "", "%s: no field check of its own", ent_name(v->e));
+		}
+	}
 	/* local date-times in the input are the site's (settings_get sets TZ) */
 	if (v->e != ENT_SETTINGS && !settings_get(v->st))
 		return store_db_err(v->st, v->err, "reading settings");
@@ -1018,13 +1087,16 @@ int validate_entity(vctx_t *v)
 	case ENT_SETTINGS: return v_settings(v);
 	case ENT_MAC: return v_mac(v);
 	case ENT_BUILDING: return v_building(v);
-	case ENT_APARTMENT: return v_apartment(v);
-	case ENT_PERSON: return v_person(v);
+	case ENT_APARTMENT:
+		return halves(v, apartment_fields, ENT_BUILDING, "building", 0, NULL, apartment_db);
+	case ENT_PERSON:
+		return halves(v, person_fields, ENT_APARTMENT, "apartment", ENT_BUILDING, "building", person_db);
 	case ENT_DEVICE: return v_device(v);
 	case ENT_RELAY_BOARD: return v_relay_board(v);
 	case ENT_ACCESS_GROUP: return v_access_group(v);
 	case ENT_TEMP_KEY: return v_temp_key(v);
-	case ENT_CREDENTIAL: return v_credential(v);
+	case ENT_CREDENTIAL:
+		return halves(v, credential_fields, ENT_PERSON, "person", ENT_TEMP_KEY, "temp_key", credential_db);
 	case ENT_PARKING_LOT: return v_parking_lot(v);
 	default: return gh_err(v->err, 400, "invalid", "", "unknown entity");
 	}

@@ -10,7 +10,10 @@
  * settings bit of the first counts; a record stays stored for the next).
  * Checks, on top of the sanitizers: a put that succeeds
  * stores a canonical form that reads back, validates again (ent_check) and
- * can be put again unchanged; ent_check and ent_put agree. */
+ * can be put again unchanged; ent_check and ent_put agree; a cloud record
+ * put in two halves (ent_prepare, then ent_put with ctx.prepared, as a
+ * cloud page's thread and the loop do) is taken or refused as the whole put
+ * and stored the same. */
 #include "fuzz_common.h"
 #include "jutil.h"
 
@@ -38,6 +41,65 @@ static void fail(const char *what, ent_t e, const char *text, const gh_err_t *er
 	abort();
 }
 
+struct text {
+	char *b;
+	size_t n, cap;
+};
+
+static int text_add(const char *buf, size_t n, void *data)
+{
+	struct text *t = data;
+	if (t->n + n > t->cap) {
+		size_t cap = (t->n + n) * 2;
+		char *b = realloc(t->b, cap);
+		if (!b)
+			return -1;
+		t->b = b;
+		t->cap = cap;
+	}
+	memcpy(t->b + t->n, buf, n);
+	t->n += n;
+	return 0;
+}
+
+/* J put in two halves, in a transaction rolled back: 0 stored (*OUT its
+ * canonical JSON text), -1 refused. */
+static int put_in_halves(ent_t e, const char *pid, const json_t *j, const ent_ctx_t *ctx, char **out)
+{
+	/* a cloud change names its id (ent_prepare takes "id" out of the data) */
+	char idbuf[256];
+	*out = NULL;
+	if (!pid && !json_is_string(json_object_get(j, "id")))
+		return -2;
+	snprintf(idbuf, sizeof idbuf, "%s", pid ? pid : json_string_value(json_object_get(j, "id")));
+	pid = idbuf;
+	json_t *h = json_deep_copy(j);
+	struct text t = { 0 };
+	gh_err_t err = { 0 };
+	int rc = -1, prc = ent_prepare(e, pid, h, text_add, &t, &err);
+	if (prc < 0 && err.message[0] == '\0')
+		fail("ent_prepare refused without a message", e, "", &err);
+	if (prc >= 0 && store_begin(st) == 0) {
+		ent_ctx_t hc = *ctx;
+		hc.consume = 1;
+		if (prc > 0) {
+			hc.prepared = t.b;
+			hc.prepared_len = t.n;
+		}
+		json_t *stored = NULL, *got = NULL;
+		rc = ent_put(st, e, pid, h, &hc, &stored, &err);
+		const char *id = json_string_value(json_object_get(stored, "id"));
+		if (rc == 0 && ent_get(st, e, e == ENT_SETTINGS ? "site" : id, &got, &err) == 0)
+			*out = json_dumps(got, JSON_SORT_KEYS | JSON_COMPACT); /* as stored */
+		json_decref(got);
+		json_decref(stored);
+		store_rollback(st);
+	}
+	free(t.b);
+	json_decref(h);
+	return rc;
+}
+
 /* One record: byte 0 and the JSON text. LAST: delete what was stored. */
 static void one(const uint8_t *data, size_t size, int last)
 {
@@ -58,6 +120,8 @@ static void one(const uint8_t *data, size_t size, int last)
 
 	gh_err_t cerr = { 0 }, perr = { 0 };
 	json_t *checked = NULL, *stored = NULL;
+	char *halves = NULL;
+	int hrc = ctx.lenient_refs && json_is_object(j) ? put_in_halves(e, pid, j, &ctx, &halves) : -2;
 	int crc = ent_check(st, e, pid, j, &checked, &cerr);
 	int prc = ent_put(st, e, pid, j, &ctx, &stored, &perr);
 	if (getenv("GH_FUZZ_VERBOSE"))
@@ -73,6 +137,9 @@ static void one(const uint8_t *data, size_t size, int last)
 	 * still refuse a valid entity, e.g. a duplicate PIN: 409) */
 	if (prc == 0 && crc && !ctx.lenient_refs)
 		fail("ent_put stored what ent_check refused", e, "", &cerr);
+	if (hrc != -2 && (hrc == 0) != (prc == 0))
+		fail(hrc ? "in two halves refused what the whole put stored" : "in two halves stored what the whole put refused",
+		     e, "", &perr);
 	if (prc == 0) {
 		const char *id = json_string_value(json_object_get(stored, "id"));
 		char *txt = jdump(stored);
@@ -82,6 +149,12 @@ static void one(const uint8_t *data, size_t size, int last)
 		gh_err_t err = { 0 };
 		if (ent_get(st, e, e == ENT_SETTINGS ? "site" : id, &got, &err))
 			fail("stored entity does not read back", e, txt, &err);
+		if (hrc == 0) {
+			char *whole = json_dumps(got, JSON_SORT_KEYS | JSON_COMPACT);
+			if (!halves || !whole || strcmp(whole, halves))
+				fail("stored differently in two halves", e, halves ? halves : "(not read back)", NULL);
+			free(whole);
+		}
 		/* the canonical form is valid input and a fixed point */
 		if (!ctx.lenient_refs && ent_check(st, e, id, got, &again, &err))
 			fail("stored canonical form does not validate", e, txt, &err);
@@ -95,6 +168,7 @@ static void one(const uint8_t *data, size_t size, int last)
 		json_decref(got);
 		free(txt);
 	}
+	free(halves);
 	json_decref(checked);
 	json_decref(stored);
 	json_decref(j);

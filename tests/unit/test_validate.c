@@ -1770,3 +1770,111 @@ Test(validate, times_bounded)
 	store_close(st);
 	tu_rmdir();
 }
+
+/* ---- two halves (ent_prepare on a cloud page's thread, then ent_put) ---- */
+
+struct text {
+	char b[4096];
+	size_t n;
+};
+
+static int text_add(const char *buf, size_t n, void *data)
+{
+	struct text *t = data;
+	if (t->n + n >= sizeof t->b)
+		return -1;
+	memcpy(t->b + t->n, buf, n);
+	t->n += n;
+	return 0;
+}
+
+/* ENTITY put whole, and put in two halves (ent_prepare: fields without the
+ * database; ent_put with ctx.prepared: the database's rules): the same
+ * answer (status, field, message), the same stored JSON. PREPARED: whether
+ * ent_prepare is expected to take it (1), refuse it (-1) or leave it (0). */
+static void same_in_halves(store_t *st, ent_t e, const char *text, int prepared)
+{
+	const char *id = json_string_value(json_object_get(tu_json(text), "id"));
+	char idc[80];
+	snprintf(idc, sizeof idc, "%s", id);
+	gh_err_t whole = { 0 }, half = { 0 };
+	json_t *a = tu_json(text), *b = tu_json(text), *got_a = NULL, *got_b = NULL;
+	int rc_a = ent_put(st, e, NULL, a, NULL, NULL, &whole);
+	if (rc_a == 0) {
+		got_a = get(st, e, idc);
+		gh_err_t err = { 0 };
+		cr_assert_eq(ent_delete(st, e, idc, NULL, &err), 0, "%s", err.message);
+	}
+	struct text t = { .n = 0 };
+	int rc_p = ent_prepare(e, idc, b, text_add, &t, &half);
+	cr_assert_eq(rc_p, prepared, "%s: ent_prepare %d, want %d (%s)", text, rc_p, prepared, half.message);
+	int rc_b = -1;
+	if (rc_p >= 0) {
+		ent_ctx_t ctx = { .actor = "cloud", .consume = 1 };
+		if (rc_p > 0) {
+			ctx.prepared = t.b;
+			ctx.prepared_len = t.n;
+		}
+		rc_b = ent_put(st, e, idc, b, &ctx, NULL, &half);
+	}
+	cr_assert_eq(rc_b, rc_a, "%s: whole %d (%s), in halves %d (%s)", text, rc_a, whole.message, rc_b,
+		     half.message);
+	if (rc_a == 0) {
+		got_b = get(st, e, idc);
+		char *ja = json_dumps(got_a, JSON_SORT_KEYS), *jb = json_dumps(got_b, JSON_SORT_KEYS);
+		cr_assert_str_eq(jb, ja, "%s: stored differently in halves", text);
+		free(ja);
+		free(jb);
+		gh_err_t err = { 0 };
+		cr_assert_eq(ent_delete(st, e, idc, NULL, &err), 0, "%s", err.message);
+	} else {
+		cr_assert_eq(half.status, whole.status, "%s: status %d in halves, %d whole", text, half.status,
+			     whole.status);
+		cr_assert_str_eq(half.field, whole.field, "%s", text);
+		cr_assert_str_eq(half.message, whole.message, "%s", text);
+	}
+	json_decref(got_a);
+	json_decref(got_b);
+	json_decref(a);
+	json_decref(b);
+}
+
+Test(validate, cloud_page_checked_in_two_halves)
+{
+	store_t *st = site();
+	tu_put(st, ENT_CREDENTIAL, q("{'id':'c0','person':'p102','type':'pin','code':'5678'}"));
+	tu_put(st, ENT_CREDENTIAL, q("{'id':'c00','person':'p102','type':'rf','code':'ABC1'}"));
+	/* stored the same */
+	same_in_halves(st, ENT_CREDENTIAL, q("{'id':'c1','person':'p101','type':'pin','code':'1234'}"), 1);
+	same_in_halves(st, ENT_CREDENTIAL, q("{'id':'c2','person':'p101','type':'rf','code':'ab-12'}"), -1);
+	same_in_halves(st, ENT_CREDENTIAL, q("{'id':'c2','person':'p101','type':'rf','code':'ab12',"
+					     "'valid_from':1700000000,'valid_until':1800000000,'x':[1]}"), 1);
+	same_in_halves(st, ENT_CREDENTIAL, q("{'id':'c3','person':'p101','type':'plate','code':'w 123-ab',"
+					     "'long_term':true}"), 1);
+	same_in_halves(st, ENT_PERSON, q("{'id':'p9','kind':'resident','apartment':'a102','first_name':'Eva',"
+					 "'floors':['3','G0'],'expires_at':1900000000}"), 1);
+	same_in_halves(st, ENT_PERSON, q("{'id':'p9','kind':'family','apartment':'a101','first_name':'Kid'}"), 1);
+	same_in_halves(st, ENT_APARTMENT, q("{'id':'a9','building':'b2','apt':'9A','valid_until':1900000000}"), 1);
+	/* refused by the database's half, as whole */
+	same_in_halves(st, ENT_CREDENTIAL, q("{'id':'c4','person':'p101','type':'pin','code':'5678'}"), 1);
+	same_in_halves(st, ENT_CREDENTIAL, q("{'id':'c4','person':'p101','type':'rf','code':'abc1'}"), 1);
+	same_in_halves(st, ENT_CREDENTIAL, q("{'id':'c4','person':'nobody','type':'rf','code':'77'}"), 1);
+	same_in_halves(st, ENT_PERSON, q("{'id':'p9','kind':'family','apartment':'a201','first_name':'Kid'}"), 1);
+	same_in_halves(st, ENT_PERSON, q("{'id':'p9','kind':'resident','apartment':'a999','first_name':'X'}"), 1);
+	same_in_halves(st, ENT_APARTMENT, q("{'id':'a9','building':'b1','apt':'101'}"), 1);
+	same_in_halves(st, ENT_APARTMENT, q("{'id':'a9','building':'b9','apt':'7'}"), 1);
+	/* refused by the fields' half, as whole */
+	same_in_halves(st, ENT_CREDENTIAL, q("{'id':'c5','person':'p101','type':'pin','code':'9123'}"), -1);
+	same_in_halves(st, ENT_CREDENTIAL, q("{'id':'c5','person':'p101','type':'iris','code':'1'}"), -1);
+	same_in_halves(st, ENT_CREDENTIAL, q("{'id':'c5/x','person':'p101','type':'rf','code':'1'}"), -1);
+	same_in_halves(st, ENT_PERSON, q("{'id':'p9','kind':'resident','apartment':'a101'}"), -1);
+	same_in_halves(st, ENT_PERSON, q("{'id':'p9','kind':'staff','apartment':'a101','first_name':'S'}"), -1);
+	same_in_halves(st, ENT_APARTMENT, q("{'id':'a9','building':'b1','apt':'#12'}"), -1);
+	/* left whole to the loop: local date-times (the site's time zone),
+	 * other kinds of entity */
+	same_in_halves(st, ENT_CREDENTIAL, q("{'id':'c6','person':'p101','type':'rf','code':'C6',"
+					     "'valid_until':'2030-01-01T00:00'}"), 0);
+	same_in_halves(st, ENT_BUILDING, q("{'id':'b9','name':'Tower C'}"), 0);
+	store_close(st);
+	tu_rmdir();
+}
