@@ -638,7 +638,6 @@ static creq_t *pull_fetch(cloudlink_t *c, CURL *h, const char *path, unsigned ep
 	p->buf_cap = 0;
 	curl_easy_reset(h);
 	req_setopt(c, r, h, "GET", path, NULL, 30000);
-	curl_easy_setopt(h, CURLOPT_PRIVATE, NULL);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, pull_progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, r);
@@ -781,58 +780,63 @@ static void pulled(cloudlink_t *c);
 static void on_pulled(uv_async_t *a) { pulled(a->data); }
 static void on_hold(uv_timer_t *t) { pulled(t->data); }
 
+/* R waits while the checkpointer catches up (the WAL gate): 1 held. */
+static int held_for_checkpoint(cloudlink_t *c, creq_t *r)
+{
+	if (r->epoch != c->pull_epoch || !c->gate || !c->gate(c->gate_ctx))
+		return 0;
+	c->held = r;
+	uv_timer_start(&c->hold_timer, on_hold, 5, 0);
+	return 1;
+}
+
+/* A page the puller made: applied (unless its pull was given up), the
+ * chain stopped if the loop stopped it, the tree handed back. */
+static void apply_pulled(cloudlink_t *c, creq_t *r)
+{
+	if (r->epoch == c->pull_epoch) {
+		finish(c, r, r->res, r->status);
+		if (r->chained && !c->ch[CH_SYNC].busy)
+			pull_cancel(c); /* the pages after it are not wanted */
+	}
+	pull_trash(c, r);
+}
+
+/* One page per wake-up (the rest of the loop runs in between): a page held
+ * for the checkpointer first, else the next in the puller's queue. */
 static void pulled(cloudlink_t *c)
 {
 	puller_t *p = &c->pl;
 	creq_t *r = c->held;
+	int more = 1; /* after a held page: those that came meanwhile */
 	c->held = NULL;
 	if (r && (c->stopping || r->epoch != c->pull_epoch)) {
 		pull_free(r);
 		r = NULL;
 	}
-	if (r && c->gate && c->gate(c->gate_ctx)) {
-		c->held = r; /* the checkpointer first */
-		uv_timer_start(&c->hold_timer, on_hold, 5, 0);
+	if (!r) {
+		if (uv_is_active((uv_handle_t *)&c->hold_timer))
+			return; /* woken while a page is held: it goes first */
+		pthread_mutex_lock(&p->mu);
+		r = p->done;
+		if (r) {
+			p->done = r->next;
+			if (!p->done)
+				p->done_tail = &p->done;
+			p->ndone--;
+			pthread_cond_signal(&p->cv); /* room for one more ahead */
+		}
+		more = p->done != NULL;
+		pthread_mutex_unlock(&p->mu);
+		if (!r || c->stopping) {
+			pull_free(r);
+			return;
+		}
+	}
+	if (held_for_checkpoint(c, r))
 		return;
-	}
-	if (r) { /* held, now applied */
-		finish(c, r, r->res, r->status);
-		if (r->chained && !c->ch[CH_SYNC].busy)
-			pull_cancel(c);
-		pull_trash(c, r);
-		uv_async_send(&p->async); /* the pages that came meanwhile */
-		pump(c);
-		return;
-	}
-	if (uv_is_active((uv_handle_t *)&c->hold_timer))
-		return; /* woken while a page is held: it goes first */
-	pthread_mutex_lock(&p->mu);
-	r = p->done;
-	if (r) {
-		p->done = r->next;
-		if (!p->done)
-			p->done_tail = &p->done;
-		p->ndone--;
-		pthread_cond_signal(&p->cv); /* room for one more ahead */
-	}
-	int more = p->done != NULL;
-	pthread_mutex_unlock(&p->mu);
-	if (!r || c->stopping) {
-		pull_free(r);
-		return;
-	}
-	if (r->epoch == c->pull_epoch && c->gate && c->gate(c->gate_ctx)) {
-		c->held = r; /* the checkpointer first */
-		uv_timer_start(&c->hold_timer, on_hold, 5, 0);
-		return;
-	}
-	if (r->epoch == c->pull_epoch) {
-		finish(c, r, r->res, r->status);
-		if (r->chained && !c->ch[CH_SYNC].busy)
-			pull_cancel(c); /* the loop stopped the chain: the pages after are not wanted */
-	}
-	pull_trash(c, r);
-	if (more) /* one page per wake-up: the rest of the loop runs in between */
+	apply_pulled(c, r);
+	if (more)
 		uv_async_send(&p->async);
 	pump(c);
 }
