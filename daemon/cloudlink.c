@@ -552,22 +552,23 @@ static void pull_free(creq_t *r)
 	free(r);
 }
 
-static int pbuf_add(const char *buf, size_t n, void *data)
+/* DATA's compact JSON at the end of R's PBUF: its length, 0 if out of memory. */
+static size_t pbuf_dump(creq_t *r, const json_t *data)
 {
-	creq_t *r = data;
-	if (r->plen + n > r->pcap) {
-		size_t cap = r->pcap ? r->pcap : 256u << 10;
+	for (;;) {
+		size_t room = r->pcap - r->plen;
+		size_t n = json_dumpb(data, r->pbuf ? r->pbuf + r->plen : NULL, room, JSON_COMPACT);
+		if (!n || n <= room)
+			return n;
+		size_t cap = r->pcap ? r->pcap * 2 : 256u << 10;
 		while (cap < r->plen + n)
 			cap *= 2;
 		char *p = realloc(r->pbuf, cap);
 		if (!p)
-			return -1;
+			return 0;
 		r->pbuf = p;
 		r->pcap = cap;
 	}
-	memcpy(r->pbuf + r->plen, buf, n);
-	r->plen += n;
-	return 0;
 }
 
 /* On the puller thread, the state page just parsed (into its arena slot):
@@ -592,10 +593,11 @@ static void prepare_page(creq_t *r)
 		    !json_is_integer(json_object_get(ch, "seq")))
 			continue;
 		gh_err_t err = { 0 };
-		size_t off = r->plen;
-		int rc = ent_prepare((ent_t)e, id, data, pbuf_add, r, &err);
-		if (rc > 0) {
-			r->prep[i] = (struct prep){ .state = 1, .off = off, .len = r->plen - off };
+		int rc = ent_prepare((ent_t)e, id, data, &err);
+		size_t len = rc > 0 ? pbuf_dump(r, data) : 0;
+		if (len) { /* (not dumped, out of memory: the loop does it all) */
+			r->prep[i] = (struct prep){ .state = 1, .off = r->plen, .len = len };
+			r->plen += len;
 		} else if (rc < 0) {
 			char msg[300];
 			snprintf(msg, sizeof msg, "%.60s%s%.200s", err.field[0] ? err.field : "",
@@ -604,8 +606,6 @@ static void prepare_page(creq_t *r)
 			if (!r->prep[i].why)
 				r->prep[i].state = 0;
 		}
-		if (rc <= 0)
-			r->plen = off;
 	}
 }
 

@@ -398,8 +398,7 @@ int ent_check(store_t *st, ent_t e, const char *id, const json_t *data, json_t *
 	return 0;
 }
 
-int ent_prepare(ent_t e, const char *id, json_t *data, json_dump_callback_t cb, void *cb_data,
-		gh_err_t *err)
+int ent_prepare(ent_t e, const char *id, json_t *data, gh_err_t *err)
 {
 	static const char *const ts_keys[] = { "valid_from", "valid_until", "expires_at" };
 	if ((e != ENT_CREDENTIAL && e != ENT_PERSON && e != ENT_APARTMENT) || !json_is_object(data))
@@ -413,10 +412,7 @@ int ent_prepare(ent_t e, const char *id, json_t *data, json_dump_callback_t cb, 
 	json_object_del(data, "id");
 	json_object_del(data, "uses_left");
 	vctx_t v = { .e = e, .id = idbuf, .d = data, .err = err, .phase = VPHASE_FIELDS };
-	if (validate_entity(&v))
-		return -1;
-	/* a dump that fails (memory): the loop does it all again */
-	return json_dump_callback(data, cb, cb_data, JSON_COMPACT | JSON_ENCODE_ANY) ? 0 : 1;
+	return validate_entity(&v) ? -1 : 1;
 }
 
 int ent_put(store_t *st, ent_t e, const char *id, const json_t *data, const ent_ctx_t *ctx,

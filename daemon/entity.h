@@ -47,14 +47,13 @@ typedef struct ent_ctx {
 
 /* The half of ent_put that needs no database, for a thread that is not the
  * store's (a cloud page's parser): ID checked, the fields of DATA checked
- * and normalized in place (box-owned ones dropped), its JSON written through
- * CB. Then ent_put with ctx.prepared checks what the database decides
- * (references, limits, uniqueness) and writes. Only persons, apartments
- * and credentials without local date-times (those need the site's time
- * zone) are taken. 1 prepared; 0 not taken (ent_put does it all); -1
- * refused (ERR says why, as ent_put would). */
-int ent_prepare(ent_t e, const char *id, json_t *data, json_dump_callback_t cb, void *cb_data,
-		gh_err_t *err);
+ * and normalized in place (box-owned ones dropped). Then DATA's compact
+ * JSON (json_dumpb, JSON_COMPACT) goes to ent_put as ctx.prepared, which
+ * checks what the database decides (references, limits, uniqueness) and
+ * writes. Only persons, apartments and credentials without local date-times
+ * (those need the site's time zone) are taken. 1 prepared; 0 not taken
+ * (ent_put does it all); -1 refused (ERR says why, as ent_put would). */
+int ent_prepare(ent_t e, const char *id, json_t *data, gh_err_t *err);
 
 /* Validates DATA (not modified, unless CTX->consume) as entity E and creates or replaces it.
  * The id is ID, else DATA's "id", else a new "local-..." id (an id is

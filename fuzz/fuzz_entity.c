@@ -41,27 +41,6 @@ static void fail(const char *what, ent_t e, const char *text, const gh_err_t *er
 	abort();
 }
 
-struct text {
-	char *b;
-	size_t n, cap;
-};
-
-static int text_add(const char *buf, size_t n, void *data)
-{
-	struct text *t = data;
-	if (t->n + n > t->cap) {
-		size_t cap = (t->n + n) * 2;
-		char *b = realloc(t->b, cap);
-		if (!b)
-			return -1;
-		t->b = b;
-		t->cap = cap;
-	}
-	memcpy(t->b + t->n, buf, n);
-	t->n += n;
-	return 0;
-}
-
 /* J put in two halves, in a transaction rolled back: 0 stored (*OUT its
  * canonical JSON text), -1 refused. */
 static int put_in_halves(ent_t e, const char *pid, const json_t *j, const ent_ctx_t *ctx, char **out)
@@ -74,17 +53,17 @@ static int put_in_halves(ent_t e, const char *pid, const json_t *j, const ent_ct
 	snprintf(idbuf, sizeof idbuf, "%s", pid ? pid : json_string_value(json_object_get(j, "id")));
 	pid = idbuf;
 	json_t *h = json_deep_copy(j);
-	struct text t = { 0 };
+	char *text = NULL;
 	gh_err_t err = { 0 };
-	int rc = -1, prc = ent_prepare(e, pid, h, text_add, &t, &err);
+	int rc = -1, prc = ent_prepare(e, pid, h, &err);
 	if (prc < 0 && err.message[0] == '\0')
 		fail("ent_prepare refused without a message", e, "", &err);
 	if (prc >= 0 && store_begin(st) == 0) {
 		ent_ctx_t hc = *ctx;
 		hc.consume = 1;
-		if (prc > 0) {
-			hc.prepared = t.b;
-			hc.prepared_len = t.n;
+		if (prc > 0 && (text = json_dumps(h, JSON_COMPACT))) {
+			hc.prepared = text;
+			hc.prepared_len = strlen(text);
 		}
 		json_t *stored = NULL, *got = NULL;
 		rc = ent_put(st, e, pid, h, &hc, &stored, &err);
@@ -95,7 +74,7 @@ static int put_in_halves(ent_t e, const char *pid, const json_t *j, const ent_ct
 		json_decref(stored);
 		store_rollback(st);
 	}
-	free(t.b);
+	free(text);
 	json_decref(h);
 	return rc;
 }
