@@ -331,6 +331,18 @@ static size_t on_header(char *p, size_t size, size_t n, void *userp)
 	return len;
 }
 
+/* A state page's field checks (prepare_page). */
+static void prep_free(creq_t *r)
+{
+	for (size_t i = 0; i < r->nprep; i++)
+		free(r->prep[i].why);
+	free(r->prep);
+	free(r->pbuf);
+	r->prep = NULL;
+	r->pbuf = NULL;
+	r->nprep = r->plen = r->pcap = 0;
+}
+
 static void req_free(creq_t *r)
 {
 	if (r->h)
@@ -344,6 +356,7 @@ static void req_free(creq_t *r)
 		free(r->resp);
 	}
 	json_decref(r->ctx);
+	prep_free(r);
 	free(r);
 }
 
@@ -545,10 +558,7 @@ static void pull_free(creq_t *r)
 	jarena_release(r->slot);
 	curl_slist_free_all(r->hdrs);
 	free(r->resp);
-	for (size_t i = 0; i < r->nprep; i++)
-		free(r->prep[i].why);
-	free(r->prep);
-	free(r->pbuf);
+	prep_free(r);
 	free(r);
 }
 
@@ -575,9 +585,9 @@ static size_t pbuf_dump(creq_t *r, const json_t *data)
  * the field checks of its upserts and their JSON (ent_prepare), so the loop
  * is left with what needs the database (a fifth of its work). A change the
  * loop would refuse as malformed is left to it. */
-static void prepare_page(creq_t *r)
+static void prepare_page(creq_t *r, json_t *page)
 {
-	json_t *changes = json_object_get(r->parsed, "changes");
+	json_t *changes = json_object_get(page, "changes");
 	size_t n = json_array_size(changes), i;
 	json_t *ch;
 	if (!n || !(r->prep = calloc(n, sizeof *r->prep)))
@@ -650,7 +660,7 @@ static creq_t *pull_fetch(cloudlink_t *c, CURL *h, const char *path, unsigned ep
 	jarena_begin(r->slot);
 	r->parsed = json_loadb(r->resp, r->len, 0, &je);
 	if (r->parsed)
-		prepare_page(r);
+		prepare_page(r, r->parsed);
 	jarena_end();
 	if (!r->parsed) {
 		snprintf(r->perr, sizeof r->perr, "%s", je.text);
@@ -1764,6 +1774,8 @@ static void finish(cloudlink_t *c, creq_t *r, CURLcode res, long status)
 			slot = r->kind == R_STATE ? jarena_take() : -1;
 			jarena_begin(slot);
 			j = r->resp ? json_loadb(r->resp, r->len, 0, &je) : NULL;
+			if (r->kind == R_STATE && j)
+				prepare_page(r, j); /* as the puller does (cloud_handle_answer) */
 			jarena_end();
 		}
 		if (!json_is_object(j)) {
