@@ -289,6 +289,22 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 	return 0;
 }
 
+/* *BUF (*CAP bytes) grown to hold NEED, doubling from FIRST: 0, -1 out of memory. */
+static int buf_grow(char **buf, size_t *cap, size_t need, size_t first)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : first;
+	while (c < need)
+		c *= 2;
+	char *b = realloc(*buf, c);
+	if (!b)
+		return -1;
+	*buf = b;
+	*cap = c;
+	return 0;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *userp)
 {
 	creq_t *r = userp;
@@ -300,16 +316,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *userp)
 		r->cap = r->c->spare_cap;
 		r->c->spare = NULL;
 	}
-	if (r->len + add + 1 > r->cap) {
-		size_t cap = r->cap ? r->cap : 16384;
-		while (cap < r->len + add + 1)
-			cap *= 2;
-		char *b = realloc(r->resp, cap);
-		if (!b)
-			return 0;
-		r->resp = b;
-		r->cap = cap;
-	}
+	if (buf_grow(&r->resp, &r->cap, r->len + add + 1, 16384))
+		return 0;
 	memcpy(r->resp + r->len, p, add);
 	r->len += add;
 	r->resp[r->len] = '\0';
@@ -570,14 +578,8 @@ static size_t pbuf_dump(creq_t *r, const json_t *data)
 		size_t n = json_dumpb(data, r->pbuf ? r->pbuf + r->plen : NULL, room, JSON_COMPACT);
 		if (!n || n <= room)
 			return n;
-		size_t cap = r->pcap ? r->pcap * 2 : 256u << 10;
-		while (cap < r->plen + n)
-			cap *= 2;
-		char *p = realloc(r->pbuf, cap);
-		if (!p)
+		if (buf_grow(&r->pbuf, &r->pcap, r->plen + n, 256u << 10))
 			return 0;
-		r->pbuf = p;
-		r->pcap = cap;
 	}
 }
 
