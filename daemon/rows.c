@@ -1,7 +1,6 @@
 /* Entity -> SQLite rows: the main row (columns the engine queries plus the
  * whole JSON) and the derived rows (relays, channels, group members...).
  * Upserts never use REPLACE: that would fire ON DELETE CASCADE. */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +26,7 @@ typedef struct row {
 
 /* SQL's INSERT without its ON CONFLICT clause, interned (the statement
  * cache is keyed by the SQL's address); SQL itself when it has none or the
- * table is full. A row that does not exist yet goes in by a plain INSERT:
+ * table is full. The store's thread only, as the store itself. A row that does not exist yet goes in by a plain INSERT:
  * an upsert costs SQLite a conflict probe and, on a parent table, a scan of
  * the children's foreign keys (measured: 1.7 us a credential, 4 us a
  * person, a quarter of a first snapshot's writes). */
@@ -37,27 +36,20 @@ static const char *insert_only(const char *sql)
 		const char *upsert;
 		char *plain;
 	} map[24];
-	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	const char *out = sql;
-	pthread_mutex_lock(&mu);
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-		if (map[i].upsert == sql) {
-			out = map[i].plain;
-			break;
-		}
+		if (map[i].upsert == sql)
+			return map[i].plain;
 		if (!map[i].upsert) {
 			const char *oc = strstr(sql, " ON CONFLICT");
 			char *plain = oc ? strndup(sql, (size_t)(oc - sql)) : NULL;
-			if (plain) {
-				map[i].upsert = sql;
-				map[i].plain = plain;
-				out = plain;
-			}
-			break;
+			if (!plain)
+				return sql;
+			map[i].upsert = sql;
+			map[i].plain = plain;
+			return plain;
 		}
 	}
-	pthread_mutex_unlock(&mu);
-	return out;
+	return sql;
 }
 
 /* The main row's statement: the upsert SQL, or its plain INSERT when the
@@ -105,10 +97,11 @@ static int row_finish(vctx_t *v, row_t *r, const ent_ctx_t *ctx, int64_t lrev)
 	/* the entity's JSON: on the stack when it fits (most do; a cloud
 	 * snapshot writes a million of them), else on the heap */
 	char small[2048];
-	size_t n = v->json ? 0 : json_dumpb(v->d, small, sizeof small, JSON_COMPACT | JSON_ENCODE_ANY);
+	size_t n;
 	if (v->json) { /* made by ent_prepare */
 		sqlite3_bind_text(r->s, r->i++, v->json, (int)v->json_len, SQLITE_STATIC);
-	} else if (n > 0 && n < sizeof small) {
+	} else if ((n = json_dumpb(v->d, small, sizeof small, JSON_COMPACT | JSON_ENCODE_ANY)) > 0 &&
+		   n < sizeof small) {
 		sqlite3_bind_text(r->s, r->i++, small, (int)n, SQLITE_STATIC);
 	} else {
 		char *data = jdump(v->d);

@@ -1054,32 +1054,39 @@ static int v_parking_lot(vctx_t *v)
 	return 0;
 }
 
-/* An entity checked in two halves (vctx_t.phase): its fields (references
- * checked to exist, but without the database), then the database's rules. */
-static int halves(vctx_t *v, int (*fields)(vctx_t *), ent_t ref_e, const char *ref_key, ent_t ref2_e,
-		  const char *ref2_key, int (*db)(vctx_t *))
+/* The entities checked in two halves (vctx_t.phase): their fields
+ * (references checked to exist, but without the database), then the
+ * database's rules; in VPHASE_DB the normalized fields' references (REF,
+ * REF2) are checked first. */
+static const struct half {
+	int (*fields)(vctx_t *);
+	ent_t ref_e, ref2_e;
+	const char *ref, *ref2;
+	int (*db)(vctx_t *);
+} halves_of[ENT__COUNT] = {
+	[ENT_APARTMENT] = { apartment_fields, ENT_BUILDING, ENT_BUILDING, "building", NULL, apartment_db },
+	[ENT_PERSON] = { person_fields, ENT_APARTMENT, ENT_BUILDING, "apartment", "building", person_db },
+	[ENT_CREDENTIAL] = { credential_fields, ENT_PERSON, ENT_TEMP_KEY, "person", "temp_key", credential_db },
+};
+
+static int halves(vctx_t *v, const struct half *h)
 {
 	if (v->phase == VPHASE_DB) {
-		/* the fields are normalized: their references are left */
-		if (ref_exists(v, ref_e, ref_key, NULL, field(v, ref_key)) ||
-		    (ref2_key && ref_exists(v, ref2_e, ref2_key, NULL, field(v, ref2_key))))
+		if (ref_exists(v, h->ref_e, h->ref, NULL, field(v, h->ref)) ||
+		    (h->ref2 && ref_exists(v, h->ref2_e, h->ref2, NULL, field(v, h->ref2))))
 			return -1;
-	} else if (fields(v)) {
+	} else if (h->fields(v)) {
 		return -1;
 	}
-	return v->phase == VPHASE_FIELDS ? 0 : db(v);
+	return v->phase == VPHASE_FIELDS ? 0 : h->db(v);
 }
 
 int validate_entity(vctx_t *v)
 {
-	if (v->phase == VPHASE_FIELDS) { /* no database here (ent_prepare) */
-		switch (v->e) {
-		case ENT_APARTMENT: return halves(v, apartment_fields, ENT_BUILDING, "building", 0, NULL, NULL);
-		case ENT_PERSON: return halves(v, person_fields, ENT_APARTMENT, "apartment", ENT_BUILDING, "building", NULL);
-		case ENT_CREDENTIAL: return halves(v, credential_fields, ENT_PERSON, "person", ENT_TEMP_KEY, "temp_key", NULL);
-		default: return gh_err(v->err, 500, "internal", "", "%s: no field check of its own", ent_name(v->e));
-		}
-	}
+	if (v->phase == VPHASE_FIELDS) /* no database here (ent_prepare) */
+		return v->e < ENT__COUNT && halves_of[v->e].fields
+			       ? halves(v, &halves_of[v->e])
+			       : gh_err(v->err, 500, "internal", "", "%s: no field check of its own", ent_name(v->e));
 	/* local date-times in the input are the site's (settings_get sets TZ) */
 	if (v->e != ENT_SETTINGS && !settings_get(v->st))
 		return store_db_err(v->st, v->err, "reading settings");
@@ -1088,15 +1095,12 @@ int validate_entity(vctx_t *v)
 	case ENT_MAC: return v_mac(v);
 	case ENT_BUILDING: return v_building(v);
 	case ENT_APARTMENT:
-		return halves(v, apartment_fields, ENT_BUILDING, "building", 0, NULL, apartment_db);
 	case ENT_PERSON:
-		return halves(v, person_fields, ENT_APARTMENT, "apartment", ENT_BUILDING, "building", person_db);
+	case ENT_CREDENTIAL: return halves(v, &halves_of[v->e]);
 	case ENT_DEVICE: return v_device(v);
 	case ENT_RELAY_BOARD: return v_relay_board(v);
 	case ENT_ACCESS_GROUP: return v_access_group(v);
 	case ENT_TEMP_KEY: return v_temp_key(v);
-	case ENT_CREDENTIAL:
-		return halves(v, credential_fields, ENT_PERSON, "person", ENT_TEMP_KEY, "temp_key", credential_db);
 	case ENT_PARKING_LOT: return v_parking_lot(v);
 	default: return gh_err(v->err, 400, "invalid", "", "unknown entity");
 	}
