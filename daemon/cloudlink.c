@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bulk.h"
 #include "entity.h"
 #include "jarena.h"
 #include "jutil.h"
@@ -136,6 +137,8 @@ struct cloudlink {
 	void *gate_ctx;
 	uv_timer_t hold_timer; /* a state page held by the gate */
 	creq_t *held;
+	uv_timer_t commit_timer; /* commits the state pages held in one transaction */
+	unsigned holds_lost_seen; /* store_holds_lost when last looked at */
 	channel_t ch[CH__COUNT];
 	creq_t *inflight;
 	sockctx_t *socks;
@@ -792,6 +795,39 @@ static void pulled(cloudlink_t *c);
 static void on_pulled(uv_async_t *a) { pulled(a->data); }
 static void on_hold(uv_timer_t *t) { pulled(t->data); }
 
+/* State pages are applied as units of a transaction held open between
+ * loop wake-ups (store_hold_begin) while more pages are coming, committed
+ * HOLD_COMMIT_MS after its first page, by the pull's last page, or sooner
+ * by any other unit of work (a device event, an edit: store_begin). */
+#define HOLD_COMMIT_MS 1000
+
+/* The held transaction's commit failed (a full disk, an I/O error): the
+ * pages in it are gone, and the pull's place (cursor, revision) with them:
+ * it starts again from what is committed. 1 when so. */
+static int held_pages_lost(cloudlink_t *c)
+{
+	unsigned n = store_holds_lost(c->st);
+	if (n == c->holds_lost_seen)
+		return 0;
+	c->holds_lost_seen = n;
+	log_err("cloud", "state pages applied since the last commit were lost (their commit failed): "
+			 "the pull starts again from the last committed page");
+	snprintf(c->last_error, sizeof c->last_error, "state pages lost: their commit failed");
+	c->snap_cursor[0] = '\0';
+	pull_cancel(c);
+	c->want_pull = 1;
+	backoff(c, CH_SYNC, 0, 0);
+	return 1;
+}
+
+static void on_commit_held(uv_timer_t *t)
+{
+	cloudlink_t *c = t->data;
+	store_unhold(c->st);
+	if (held_pages_lost(c))
+		pump(c);
+}
+
 /* R waits while the checkpointer catches up (the WAL gate): 1 held. */
 static int held_for_checkpoint(cloudlink_t *c, creq_t *r)
 {
@@ -844,6 +880,11 @@ static void pulled(cloudlink_t *c)
 			pull_free(r);
 			return;
 		}
+	}
+	if (held_pages_lost(c)) {
+		pull_trash(c, r);
+		pump(c);
+		return;
 	}
 	if (held_for_checkpoint(c, r))
 		return;
@@ -938,6 +979,36 @@ static int box_empty(cloudlink_t *c)
 	return 1;
 }
 
+/* The message a refused change is kept with (conflicts) */
+static void refusal(char *msg, size_t len, const gh_err_t *err)
+{
+	snprintf(msg, len, "%.60s%s%.200s", err->field[0] ? err->field : "", err->field[0] ? ": " : "", err->message);
+}
+
+static void bulk_refused(void *ctx, ent_t e, const char *id, int64_t rev, const char *data, const gh_err_t *err)
+{
+	char msg[300];
+	refusal(msg, sizeof msg, err);
+	json_t *d = json_loads(data, 0, NULL);
+	cloud_change_failed(ctx, rev, ent_name(e), id, d, msg);
+	json_decref(d);
+}
+
+/* A bulk load (bulk.h) whose snapshot did not come to its end (it failed,
+ * the daemon stopped): the box is not left without its lookup index */
+static void end_bulk(cloudlink_t *c)
+{
+	gh_err_t err = { 0 };
+	if (store_begin(c->st))
+		return;
+	if (bulk_end(c->st, bulk_refused, c, &err)) {
+		log_err("cloud", "building the credentials' lookup index: %s", err.message);
+		store_rollback(c->st);
+		return;
+	}
+	store_commit(c->st);
+}
+
 static int start_pull_at(cloudlink_t *c, int64_t since, const char *cursor)
 {
 	char path[900];
@@ -951,7 +1022,14 @@ static int start_pull_at(cloudlink_t *c, int64_t since, const char *cursor)
 		 * mark, or takes one now if the first began on an empty box
 		 * (what that one wrote and the cloud has deleted since goes). */
 		int64_t l = store_lrev(c->st);
-		kv_int_set(c->st, "cloud_snap_lrev0", box_empty(c) ? -1 : l > 0 ? l : 1);
+		int empty = box_empty(c);
+		gh_err_t err = { 0 };
+		if (store_begin(c->st) == 0) {
+			kv_int_set(c->st, "cloud_snap_lrev0", empty ? -1 : l > 0 ? l : 1);
+			if (empty && bulk_begin(c->st, &err))
+				log_warn("cloud", "first snapshot without a bulk load: %s", err.message);
+			store_commit(c->st);
+		}
 	}
 	return pull_submit(c, path) == 0;
 }
@@ -999,6 +1077,7 @@ static int apply_changes(cloudlink_t *c, const creq_t *r, json_t *changes, int i
 {
 	ent_ctx_t ctx = cloud_ctx;
 	ctx.lenient_refs = is_full;
+	ctx.bulk = store_bulk(c->st);
 	size_t i;
 	json_t *ch;
 	int applied = 0, failed = 0;
@@ -1037,8 +1116,7 @@ static int apply_changes(cloudlink_t *c, const creq_t *r, json_t *changes, int i
 			return -2;
 		if (rc && !(err.status == 404 && !upsert)) {
 			char msg[300];
-			snprintf(msg, sizeof msg, "%.60s%s%.200s", err.field[0] ? err.field : "", err.field[0] ? ": " : "",
-				 err.message);
+			refusal(msg, sizeof msg, &err);
 			cloud_change_failed(c, sq, entity, id, data, msg);
 			failed++;
 			continue;
@@ -1069,7 +1147,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		else
 			start_pull_at(c, json_integer_value(rev), cursor);
 	}
-	if (store_begin(c->st)) {
+	if (held_pages_lost(c) || store_hold_begin(c->st)) {
 		pull_cancel(c);
 		bad_answer(c, r, "database busy");
 		return -1;
@@ -1080,7 +1158,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		 * again, each entity in a savepoint of its own */
 		log_warn("cloud", "a write of the state page failed: applying it again entity by entity");
 		store_rollback(c->st);
-		if (store_begin(c->st)) {
+		if (store_hold_begin(c->st)) {
 			pull_cancel(c);
 			bad_answer(c, r, "database busy");
 			return -1;
@@ -1095,7 +1173,12 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		if (!has_more || !is_full)
 			kv_int_set(c->st, "rev", json_integer_value(rev));
 		int64_t lrev0 = kv_int(c->st, "cloud_snap_lrev0");
-		if (!has_more && lrev0 != 0) {
+		gh_err_t err = { 0 };
+		if (!has_more && bulk_end(c->st, bulk_refused, c, &err)) {
+			log_err("cloud", "building the credentials' lookup index: %s", err.message);
+			rc = -1;
+		}
+		if (!rc && !has_more && lrev0 != 0) {
 			if (lrev0 > 0)
 				rc = sweep(c, lrev0);
 			store_kv_set(c->st, "cloud_snap_lrev0", "0");
@@ -1103,12 +1186,17 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 	}
 	/* a failed commit has rolled back already: one rollback, not two (a
 	 * second would undo the loop pass's transaction this one nests in) */
-	if (rc ? (store_rollback(c->st), 1) : store_commit(c->st)) {
+	if ((rc ? (store_rollback(c->st), 1) : store_commit(c->st)) ||
+	    (!has_more && store_unhold(c->st))) {
 		bad_answer(c, r, "cannot store the page: %s", sqlite3_errmsg(store_db(c->st)));
+		store_unhold(c->st); /* the pages before it */
+		c->holds_lost_seen = store_holds_lost(c->st); /* this pull fails here */
 		c->snap_cursor[0] = '\0';
 		pull_cancel(c);
 		return -1;
 	}
+	if (store_held(c->st) && !uv_is_active((uv_handle_t *)&c->commit_timer))
+		uv_timer_start(&c->commit_timer, on_commit_held, HOLD_COMMIT_MS, 0);
 	if (applied || failed)
 		log_info("cloud", "state page: %d applied, %d refused, rev %lld%s", applied, failed,
 			 (long long)json_integer_value(rev), has_more ? ", more to come" : "");
@@ -1725,6 +1813,8 @@ static void finish(cloudlink_t *c, creq_t *r, CURLcode res, long status)
 	c->ch[r->ch].busy = 0;
 	if (r->kind == R_STATE && r->epoch != c->pull_epoch)
 		return; /* a page fetched ahead of one that failed */
+	if (r->kind != R_STATE)
+		store_unhold(c->st); /* what the answer makes us store is its own unit */
 	if (res != CURLE_OK) {
 		snprintf(c->last_error, sizeof c->last_error, "%s: %.180s", r->what, r->err[0] ? r->err : curl_easy_strerror(res));
 		log_warn("cloud", "%s failed: %s", r->what, r->err[0] ? r->err : curl_easy_strerror(res));
@@ -1874,6 +1964,8 @@ void cloud_tick(cloudlink_t *c)
 	if (!c)
 		return;
 	c->want_push = c->want_drain = 1;
+	if (store_bulk(c->st) && !c->ch[CH_SYNC].busy)
+		end_bulk(c); /* its snapshot failed: retried as an ordinary one */
 	follow_commands(c);
 	if (++c->ticks % 10 == 0)
 		outbox_limit(c);
@@ -1890,6 +1982,8 @@ cloudlink_t *cloud_start(uv_loop_t *loop, const cloud_cfg_t *cfg, store_t *st, c
 	c->loop = loop;
 	c->st = st;
 	c->env = *env;
+	if (store_bulk(st))
+		end_bulk(c); /* cut short by a crash or a stop */
 	if (jarena_init())
 		log_warn("cloud", "no address space for parse arenas: state pages parse with malloc");
 	c->outbox_max = cfg->outbox_max > 0 ? cfg->outbox_max : 5000000;
@@ -1903,6 +1997,9 @@ cloudlink_t *cloud_start(uv_loop_t *loop, const cloud_cfg_t *cfg, store_t *st, c
 	c->pl.async.data = c;
 	uv_timer_init(loop, &c->hold_timer);
 	c->hold_timer.data = c;
+	uv_timer_init(loop, &c->commit_timer);
+	c->commit_timer.data = c;
+	c->holds_lost_seen = store_holds_lost(st);
 	if (!cfg->url || !cfg->url[0]) {
 		c->standalone = 1;
 		snprintf(c->wan, sizeof c->wan, "standalone");
@@ -2004,6 +2101,7 @@ void cloud_stop(cloudlink_t *c)
 		return;
 	c->stopping = 1;
 	pull_stop(c);
+	store_unhold(c->st); /* the pages applied so far */
 	while (c->inflight) {
 		creq_t *r = c->inflight;
 		c->inflight = r->next;
@@ -2016,10 +2114,12 @@ void cloud_stop(cloudlink_t *c)
 		sock_forget(c, c->socks);
 	pull_free(c->held);
 	c->held = NULL;
-	c->closing = 4;
+	c->closing = 5;
 	uv_close((uv_handle_t *)&c->pl.async, timer_closed);
 	uv_timer_stop(&c->hold_timer);
 	uv_close((uv_handle_t *)&c->hold_timer, timer_closed);
+	uv_timer_stop(&c->commit_timer);
+	uv_close((uv_handle_t *)&c->commit_timer, timer_closed);
 	uv_timer_stop(&c->retry_timer);
 	uv_close((uv_handle_t *)&c->retry_timer, timer_closed);
 	uv_timer_stop(&c->curl_timer);

@@ -459,9 +459,13 @@ static int find_holders(dctx_t *d, holder_t *h, int *nh, gh_err_t *err)
 			scopes[nscopes++][0] = '\0';
 		}
 		for (int i = 0; i < nscopes; i++) {
-			sqlite3_stmt *s = store_stmt(st, "SELECT id, person, temp_key, valid_from, valid_until, "
-							 "long_term, type FROM credentials INDEXED BY credentials_lookup "
-							 "WHERE type = ? AND code = ? AND scope = ? LIMIT 8");
+			/* no lookup index while a first snapshot loads (bulk.h): a scan */
+			sqlite3_stmt *s = store_stmt(st, store_bulk(st)
+				? "SELECT id, person, temp_key, valid_from, valid_until, long_term, type FROM credentials "
+				  "WHERE type = ? AND code = ? AND scope = ? LIMIT 8"
+				: "SELECT id, person, temp_key, valid_from, valid_until, "
+				  "long_term, type FROM credentials INDEXED BY credentials_lookup "
+				  "WHERE type = ? AND code = ? AND scope = ? LIMIT 8");
 			if (!s)
 				return store_db_err(st, err, "reading credential");
 			sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
@@ -937,7 +941,10 @@ static int insert_log(store_t *st, const door_log_t *l, int64_t *id, gh_err_t *e
 
 int engine_pass_begin(engine_t *en, gh_err_t *err)
 {
-	if (en->tx_open || store_in_tx(en->st))
+	/* inside another unit's transaction (an edit, a cloud page): adopted;
+	 * a held one (cloud pages between loop wake-ups) is committed first by
+	 * store_begin: what this pass stores may need to be acknowledged */
+	if (en->tx_open || (store_in_tx(en->st) && !store_held(en->st)))
 		return 0;
 	if (store_begin(en->st))
 		return store_db_err(en->st, err, "begin");

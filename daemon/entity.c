@@ -444,7 +444,7 @@ int ent_put(store_t *st, ent_t e, const char *id, const json_t *data, const ent_
 		goto fail;
 	}
 	vctx_t v = { .st = st, .e = e, .id = idbuf, .d = d, .err = err,
-		     .lenient = ctx->lenient_refs, .before = before,
+		     .lenient = ctx->lenient_refs, .bulk = ctx->bulk && store_bulk(st), .before = before,
 		     .phase = ctx->prepared ? VPHASE_DB : VPHASE_ALL,
 		     .json = ctx->prepared, .json_len = ctx->prepared_len };
 	if (validate_entity(&v))

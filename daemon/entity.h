@@ -43,6 +43,9 @@ typedef struct ent_ctx {
 			       * JSON (PREPARED_LEN bytes): the database's
 			       * rules are what is left to check */
 	size_t prepared_len;
+	int bulk;           /* a first snapshot into an empty box (bulk.h): the
+			     * uniqueness of codes among credentials is
+			     * checked at its end, not here */
 } ent_ctx_t;
 
 /* The half of ent_put that needs no database, for a thread that is not the

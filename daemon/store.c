@@ -15,6 +15,9 @@ struct store {
 	sqlite3 *db;
 	int depth;        /* transaction nesting */
 	int nested_done;  /* a nested unit of work was committed into the open transaction */
+	int hold;         /* the outermost transaction is held open between units (store_hold_begin) */
+	unsigned holds_lost; /* held transactions whose commit failed (their units are gone) */
+	int bulk;         /* a bulk load is open: credentials_lookup is dropped (bulk.c) */
 	uint64_t wal_syncs; /* commits synced (store_wal_syncs) */
 	int wal_frames;     /* the WAL's length after our last commit (store_watch_wal) */
 	int64_t lrev;
@@ -186,7 +189,50 @@ static int tx_step(store_t *st, const char *sql)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+static int begin(store_t *st);
+static int commit(store_t *st, int lazy);
+
 int store_begin(store_t *st)
+{
+	/* a held transaction with no unit open in it: committed first, so this
+	 * unit is a transaction of its own (committed, synced, when it ends) */
+	if (store_held(st))
+		store_unhold(st);
+	return begin(st);
+}
+
+int store_hold_begin(store_t *st)
+{
+	if (st->depth == 0) {
+		if (begin(st))
+			return -1;
+		st->hold = 1;
+	}
+	/* a savepoint of the held transaction, or of another one open (the
+	 * loop pass's): the unit then commits with that one */
+	if (begin(st) == 0)
+		return 0;
+	if (store_held(st))
+		store_unhold(st);
+	return -1;
+}
+
+int store_held(const store_t *st) { return st->hold && st->depth == 1; }
+
+int store_unhold(store_t *st)
+{
+	if (!store_held(st))
+		return 0;
+	if (commit(st, 0) == 0)
+		return 0;
+	st->holds_lost++;
+	log_err("store", "the held transaction could not be committed: its units are lost");
+	return -1;
+}
+
+unsigned store_holds_lost(const store_t *st) { return st->holds_lost; }
+
+static int begin(store_t *st)
 {
 	int rc;
 	/* SQLite rolled the outer transaction back by itself (SQLITE_FULL, an
@@ -254,7 +300,8 @@ static int commit(store_t *st, int lazy)
 		/* committed (others read it) but maybe not on the disk: the
 		 * caller acknowledges nothing (devices resend, deduplicated) */
 		log_err("store", "commit: syncing the WAL failed: %s", strerror(errno));
-		st->depth--;
+		if (--st->depth == 0)
+			st->hold = 0;
 		return -1;
 	}
 	if (rc != SQLITE_OK) {
@@ -267,7 +314,8 @@ static int commit(store_t *st, int lazy)
 		store_rollback(st);
 		return -1;
 	}
-	st->depth--;
+	if (--st->depth == 0)
+		st->hold = 0;
 	return 0;
 }
 
@@ -282,6 +330,7 @@ void store_rollback(store_t *st)
 		 * level; each level still unwinds through here or store_commit */
 		if (--st->depth == 0) {
 			st->nested_done = 0;
+			st->hold = 0;
 			char buf[32];
 			st->lrev = store_kv_get(st, "lrev", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : 0;
 			st->lrev_dirty = 0;
@@ -290,6 +339,7 @@ void store_rollback(store_t *st)
 	}
 	if (st->depth == 1) {
 		st->nested_done = 0;
+		st->hold = 0;
 		tx_step(st, "ROLLBACK");
 		/* counters handed out in the rolled-back transaction are reused */
 		char buf[32];
@@ -303,6 +353,11 @@ void store_rollback(store_t *st)
 }
 
 int store_in_tx(store_t *st) { return st->depth > 0; }
+
+int store_bulk(const store_t *st) { return st->bulk; }
+
+void store_set_bulk(store_t *st, int on) { st->bulk = on; }
+
 
 uint64_t store_wal_syncs(const store_t *st) { return st->wal_syncs; }
 
@@ -490,6 +545,8 @@ store_t *store_open_version(const char *path, int max_version, gh_err_t *err)
 	char buf[32];
 	if (store_schema_version(st) >= 3 && store_kv_get(st, "lrev", buf, sizeof buf) == 0)
 		st->lrev = strtoll(buf, NULL, 10);
+	/* a bulk load cut short (a crash): the index is still to be built */
+	st->bulk = store_schema_version(st) >= 3 && store_kv_get(st, "bulk_index_sql", buf, sizeof buf) == 0 && buf[0];
 	return st;
 fail:
 	store_close(st);
@@ -505,6 +562,7 @@ void store_close(store_t *st)
 {
 	if (!st)
 		return;
+	store_unhold(st); /* units nobody was told about, but applied */
 	for (unsigned i = 0; i < STMT_SLOTS; i++)
 		if (st->cache[i].stmt)
 			sqlite3_finalize(st->cache[i].stmt);

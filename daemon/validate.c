@@ -823,7 +823,7 @@ static int pin_unique(vctx_t *v, const char *code, const char *scope, const char
 	sqlite3_bind_text(s, 1, code, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, scope, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, self_cred ? self_cred : "", -1, SQLITE_STATIC);
-	int rc = sqlite3_step(s);
+	int rc = v->bulk ? SQLITE_DONE : sqlite3_step(s); /* bulk: checked at its end */
 	sqlite3_reset(s);
 	if (rc == SQLITE_ROW)
 		goto dup;
@@ -1018,7 +1018,7 @@ static int credential_db(vctx_t *v)
 		sqlite3_bind_text(s, 1, types[type], -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, canon, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 3, v->id, -1, SQLITE_STATIC);
-		int rc = sqlite3_step(s);
+		int rc = v->bulk ? SQLITE_DONE : sqlite3_step(s); /* bulk: checked at its end */
 		sqlite3_reset(s);
 		if (rc == SQLITE_ROW)
 			return gh_err(v->err, 409, "duplicate", "code", "this %s is already registered",

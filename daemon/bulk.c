@@ -1,0 +1,164 @@
+/* A first snapshot into an empty box: the credentials' lookup index built
+ * once at its end (bulk.h). */
+#include "bulk.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "settings.h"
+#include "timeutil.h"
+
+#define INDEX "credentials_lookup"
+
+int bulk_begin(store_t *st, gh_err_t *err)
+{
+	sqlite3_stmt *s = store_stmt(st, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = '" INDEX "'");
+	if (!s)
+		return store_db_err(st, err, "reading the lookup index");
+	char *sql = NULL;
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+		sql = strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	if (!sql)
+		return 0; /* dropped already: a bulk load is open */
+	int rc = store_kv_set(st, "bulk_index_sql", sql) ? store_db_err(st, err, "keeping the lookup index")
+							: store_exec(st, "DROP INDEX " INDEX, err);
+	free(sql);
+	if (rc)
+		return -1;
+	store_set_bulk(st, 1);
+	log_info("bulk", "first snapshot into an empty box: the credentials' lookup index is built at its end");
+	return 0;
+}
+
+/* The rows of SQL (one text column, ?1 bound to ARG when given), as an
+ * array: what is changed next must not be read while it changes. */
+static json_t *column(store_t *st, const char *sql, const char *arg)
+{
+	sqlite3_stmt *s = store_stmt(st, sql);
+	json_t *a = s ? json_array() : NULL;
+	if (!a)
+		return NULL;
+	if (arg)
+		sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(a, json_string((const char *)sqlite3_column_text(s, 0)));
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* Entity ID deleted and put again, as the cloud gave it: the validator
+ * refuses it now if it is a duplicate. 1 refused. */
+static int put_again(store_t *st, ent_t e, const char *id, bulk_refused_fn refused, void *ctx, gh_err_t *err)
+{
+	sqlite3_stmt *s = store_stmt(st, e == ENT_TEMP_KEY ? "SELECT data, rev FROM temp_keys WHERE id = ?"
+							   : "SELECT data, rev FROM credentials WHERE id = ?");
+	if (!s)
+		return store_db_err(st, err, "reading a duplicate");
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return 0; /* gone with an earlier one (a temp key's credentials) */
+	}
+	char *data = strdup((const char *)sqlite3_column_text(s, 0));
+	int64_t rev = sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	json_t *d = data ? json_loads(data, 0, NULL) : NULL;
+	ent_ctx_t c = { .actor = "cloud", .rev = rev, .lenient_refs = 1 };
+	gh_err_t why = { 0 };
+	int rc = 0;
+	if (!d) {
+		rc = gh_err(err, 500, "database", "", "a duplicate's stored JSON is unreadable");
+	} else if (ent_delete(st, e, id, &c, err)) {
+		rc = -1;
+	} else if (ent_put(st, e, id, d, &c, NULL, &why)) {
+		if (refused)
+			refused(ctx, e, id, rev, data, &why);
+		rc = 1;
+	}
+	json_decref(d);
+	free(data);
+	return rc;
+}
+
+int bulk_end(store_t *st, bulk_refused_fn refused, void *ctx, gh_err_t *err)
+{
+	char *sql = NULL;
+	sqlite3_stmt *s = store_stmt(st, "SELECT value FROM sync_state WHERE key = 'bulk_index_sql'");
+	if (!s)
+		return store_db_err(st, err, "reading the lookup index");
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) && sqlite3_column_bytes(s, 0))
+		sql = strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	if (!sql) {
+		store_set_bulk(st, 0);
+		return 0;
+	}
+	uint64_t t0 = gh_mono_ms();
+	/* the sort: with temporary files in memory SQLite sorts it all in
+	 * memory (1M credentials: ~80 MB); on the disk it keeps a page cache */
+	store_exec(st, "PRAGMA temp_store = FILE", NULL);
+	int rc = store_exec(st, sql, err);
+	store_exec(st, "PRAGMA temp_store = MEMORY", NULL);
+	free(sql);
+	if (rc || store_kv_set(st, "bulk_index_sql", ""))
+		return rc ? -1 : store_db_err(st, err, "keeping the lookup index");
+	store_set_bulk(st, 0);
+	uint64_t t1 = gh_mono_ms();
+	/* codes held twice: all but the first applied are put again */
+	json_t *groups = column(st, "SELECT json_array(type, code, scope) FROM credentials "
+				    "GROUP BY type, code, scope HAVING count(*) > 1", NULL);
+	/* temp keys whose PIN an earlier credential holds (site-wide, or in
+	 * the temp key's apartment in APT+PIN mode) */
+	const settings_t *set = settings_get(st);
+	json_t *keys = column(st, "SELECT t.id FROM temp_keys t WHERE t.code IS NOT NULL AND EXISTS ("
+				  "SELECT 1 FROM credentials c WHERE c.type = 'pin' AND c.code = t.code AND c.rev < t.rev "
+				  "AND c.scope = CASE WHEN ?1 = '1' AND t.apartment IS NOT NULL THEN t.apartment ELSE '' END)",
+			      set && set->apt_pin ? "1" : "0");
+	int n = 0;
+	size_t i, k;
+	json_t *g, *id;
+	rc = groups && keys ? 0 : store_db_err(st, err, "finding duplicate codes");
+	json_array_foreach(rc ? NULL : groups, i, g) {
+		char *gj = json_dumps(g, JSON_COMPACT);
+		json_t *ids = gj ? column(st, "SELECT id FROM credentials WHERE type = ?1 ->> 0 AND code = ?1 ->> 1 "
+					      "AND scope = ?1 ->> 2 ORDER BY rev, id", gj) : NULL;
+		free(gj);
+		if (!ids) {
+			rc = store_db_err(st, err, "reading duplicate codes");
+			break;
+		}
+		json_array_foreach(ids, k, id) {
+			int r = k ? put_again(st, ENT_CREDENTIAL, json_string_value(id), refused, ctx, err) : 0;
+			if (r < 0)
+				rc = -1;
+			n += r > 0;
+		}
+		json_decref(ids);
+		if (rc)
+			break;
+	}
+	json_array_foreach(rc ? NULL : keys, i, id) {
+		int r = put_again(st, ENT_TEMP_KEY, json_string_value(id), refused, ctx, err);
+		if (r < 0) {
+			rc = -1;
+			break;
+		}
+		n += r > 0;
+	}
+	json_decref(groups);
+	json_decref(keys);
+	if (rc)
+		return -1;
+	log_info("bulk", "lookup index built in %llu ms; %d duplicate codes refused (%llu ms)",
+		 (unsigned long long)(t1 - t0), n, (unsigned long long)(gh_mono_ms() - t1));
+	return 0;
+}
