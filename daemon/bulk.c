@@ -128,10 +128,9 @@ int bulk_end(store_t *st, bulk_refused_fn refused, void *ctx, gh_err_t *err)
 	json_t *g, *id;
 	rc = groups && keys ? 0 : store_db_err(st, err, "finding duplicate codes");
 	json_array_foreach(rc ? NULL : groups, i, g) {
-		char *gj = json_dumps(g, JSON_COMPACT);
-		json_t *ids = gj ? column(st, "SELECT id FROM credentials WHERE type = ?1 ->> 0 AND code = ?1 ->> 1 "
-					      "AND scope = ?1 ->> 2 ORDER BY rev, id", gj) : NULL;
-		free(gj);
+		/* G: the group's [type, code, scope] as JSON text */
+		json_t *ids = column(st, "SELECT id FROM credentials WHERE type = ?1 ->> 0 AND code = ?1 ->> 1 "
+					 "AND scope = ?1 ->> 2 ORDER BY rev, id", json_string_value(g));
 		if (!ids) {
 			rc = store_db_err(st, err, "reading duplicate codes");
 			break;

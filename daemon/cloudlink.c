@@ -1147,7 +1147,11 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		else
 			start_pull_at(c, json_integer_value(rev), cursor);
 	}
-	if (held_pages_lost(c) || store_hold_begin(c->st)) {
+	/* the last page of a bulk load builds the index in a transaction of
+	 * its own (not a savepoint: SQLite would copy every page of the dropped
+	 * index it reuses into the savepoint's journal, in memory) */
+	int own = !has_more && store_bulk(c->st);
+	if (held_pages_lost(c) || (own ? store_begin(c->st) : store_hold_begin(c->st))) {
 		pull_cancel(c);
 		bad_answer(c, r, "database busy");
 		return -1;
@@ -1158,7 +1162,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		 * again, each entity in a savepoint of its own */
 		log_warn("cloud", "a write of the state page failed: applying it again entity by entity");
 		store_rollback(c->st);
-		if (store_hold_begin(c->st)) {
+		if (own ? store_begin(c->st) : store_hold_begin(c->st)) {
 			pull_cancel(c);
 			bad_answer(c, r, "database busy");
 			return -1;

@@ -3,6 +3,7 @@
  * uses from two door phones, APT+PIN, private areas, boards, door logs. */
 #include <time.h>
 
+#include "bulk.h"
 #include "engine.h"
 #include "settings.h"
 #include "testutil.h"
@@ -167,6 +168,26 @@ Test(engine, unknown_credential)
 {
 	assert_reason(decide_at(D1, 1, "pin", "8888", NULL, MON_0900), R_UNKNOWN_CREDENTIAL);
 	assert_reason(decide_at(D1, 1, "rf", "FFFF", NULL, MON_0900), R_UNKNOWN_CREDENTIAL);
+}
+
+/* While a first snapshot loads in bulk the lookup index is dropped: the
+ * decisions find the credentials all the same (a scan), and again once it
+ * is built. */
+Test(engine, decides_without_the_lookup_index_during_a_bulk_load)
+{
+	gh_err_t err = { 0 };
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(bulk_begin(st, &err), 0, "%s", err.message);
+	cr_assert_eq(store_commit(st), 0);
+	cr_assert(store_bulk(st));
+	assert_granted(decide_at(D1, 2, "rf", "A1B2C3D4", NULL, MON_0900));
+	assert_granted(decide_at(D1, 1, "pin", "1234", NULL, MON_0900));
+	assert_reason(decide_at(D1, 1, "pin", "8888", NULL, MON_0900), R_UNKNOWN_CREDENTIAL);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(bulk_end(st, NULL, NULL, &err), 0, "%s", err.message);
+	cr_assert_eq(store_commit(st), 0);
+	cr_assert_not(store_bulk(st));
+	assert_granted(decide_at(D1, 2, "rf", "a1b2c3d4", NULL, MON_0900));
 }
 
 Test(engine, rf_code_is_case_insensitive)
