@@ -18,6 +18,8 @@ struct store {
 	int hold;         /* the outermost transaction is held open between units (store_hold_begin) */
 	unsigned holds_lost; /* held transactions whose commit failed (their units are gone) */
 	int bulk;         /* a bulk load is open: credentials_lookup is dropped (bulk.c) */
+	int hold_writes0; /* pages SQLite had written (spilled) when the held transaction began */
+	int cache_pages;  /* the page cache's size in pages */
 	uint64_t wal_syncs; /* commits synced (store_wal_syncs) */
 	int wal_frames;     /* the WAL's length after our last commit (store_watch_wal) */
 	int64_t lrev;
@@ -192,6 +194,14 @@ static int tx_step(store_t *st, const char *sql)
 static int begin(store_t *st);
 static int commit(store_t *st, int lazy);
 
+/* pages written to the WAL by this connection (commits and cache spills) */
+static int cache_writes(store_t *st)
+{
+	int cur = 0, hi = 0;
+	sqlite3_db_status(st->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 0);
+	return cur;
+}
+
 int store_begin(store_t *st)
 {
 	/* a held transaction with no unit open in it: committed first, so this
@@ -207,6 +217,7 @@ int store_hold_begin(store_t *st)
 		if (begin(st))
 			return -1;
 		st->hold = 1;
+		st->hold_writes0 = cache_writes(st);
 	}
 	/* a savepoint of the held transaction, or of another one open (the
 	 * loop pass's): the unit then commits with that one */
@@ -218,6 +229,15 @@ int store_hold_begin(store_t *st)
 }
 
 int store_held(const store_t *st) { return st->hold && st->depth == 1; }
+
+int store_wal_frames_bound(store_t *st)
+{
+	if (!st->hold || st->depth == 0)
+		return st->wal_frames;
+	/* what the open transaction spilled into the WAL, and at most a page
+	 * cache of dirty pages more at its commit */
+	return st->wal_frames + (cache_writes(st) - st->hold_writes0) + st->cache_pages;
+}
 
 int store_unhold(store_t *st)
 {
@@ -419,16 +439,18 @@ unsigned store_serial(store_t *st) { return st->serial; }
 unsigned store_settings_gen_local(store_t *st) { return st->settings_gen; }
 void store_settings_touch(store_t *st) { st->settings_gen++; }
 
-int store_schema_version(store_t *st)
+/* a PRAGMA's value; DFLT when it cannot be read */
+static int64_t pragma_int(store_t *st, const char *sql, int64_t dflt)
 {
 	sqlite3_stmt *s = NULL;
-	int v = -1;
-	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
-	    sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int(s, 0);
+	int64_t v = dflt;
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	return v;
 }
+
+int store_schema_version(store_t *st) { return (int)pragma_int(st, "PRAGMA user_version", -1); }
 
 /* Each migration runs in one transaction together with its user_version,
  * so a crash leaves the database at the previous version, never between. */
@@ -542,6 +564,8 @@ store_t *store_open_version(const char *path, int max_version, gh_err_t *err)
 	}
 	if (migrate(st, max_version, err))
 		goto fail;
+	int64_t kib = pragma_int(st, "PRAGMA cache_size", 0), page = pragma_int(st, "PRAGMA page_size", 4096);
+	st->cache_pages = kib < 0 && page > 0 ? (int)(-kib * 1024 / page) : (int)kib;
 	char buf[32];
 	if (store_schema_version(st) >= 3 && store_kv_get(st, "lrev", buf, sizeof buf) == 0)
 		st->lrev = strtoll(buf, NULL, 10);

@@ -68,6 +68,11 @@ uint64_t store_wal_syncs(const store_t *st);
  * elsewhere); store_wal_frames answers it. */
 void store_watch_wal(store_t *st);
 int store_wal_frames(const store_t *st);
+/* At most how long the WAL will be once what is open is committed: with a
+ * held transaction open, store_wal_frames plus the pages it has spilled and
+ * a page cache of dirty pages (the WAL gate commits the held units early
+ * rather than let the WAL pass its bound). */
+int store_wal_frames_bound(store_t *st);
 void store_rollback(store_t *st);
 int store_in_tx(store_t *st);
 /* A RESTART checkpoint on this connection (none of its transactions open):

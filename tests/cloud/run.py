@@ -185,6 +185,7 @@ CONF = os.path.join(T, "gh.conf")
 daemon = Daemon(CONF, T)
 devices = []
 sims = []
+cloud2 = None  # a second cloud (its own site), for the bulk-load sections
 rc = 1
 try:
     print("== cloud: first pull (snapshot) over HTTPS (%.0f s)" % (time.time() - T0))
@@ -568,8 +569,17 @@ try:
             con.close()
 
     ok("another fresh box starts", again.start())
+    # (a page is committed with those after it, within HOLD_COMMIT_MS: waited for)
     ok("it applies the snapshot's first page; the next one fails",
-       wait(lambda: log_has("GET /state: HTTP 500", A), 30) and in_box("SELECT count(*) FROM persons WHERE id = 'bp00000'") == 1)
+       wait(lambda: log_has("GET /state: HTTP 500", A) and
+            in_box("SELECT count(*) FROM persons WHERE id = 'bp00000'") == 1, 30))
+    ok("its first snapshot began as a bulk load (the credentials' lookup index dropped)",
+       log_has("the credentials' lookup index is built at its end", A))
+    ok("while its pull fails the index is built again, on a tick (no pull running)",
+       wait(lambda: log_has("bulk: lookup index built in", A) and
+            in_box("SELECT count(*) FROM sqlite_master WHERE name = 'credentials_lookup'") == 1 and
+            in_box("SELECT count(*) FROM sync_state WHERE key = 'bulk_index_sql' AND value <> ''") == 0, 10),
+       in_box("SELECT count(*) FROM sqlite_master WHERE name = 'credentials_lookup'"))
     again.stop(signal.SIGKILL)
     cloud.delete("credential", "bc00000")
     gone_rev = cloud.delete("person", "bp00000")
@@ -580,7 +590,117 @@ try:
        in_box("SELECT count(*) FROM persons WHERE id = 'bp00000'") == 0)
     ok("and nothing else", in_box("SELECT count(*) FROM persons WHERE id LIKE 'bp%'") == N_BIG - 1 and
        in_box("SELECT count(*) FROM credentials WHERE id LIKE 'bc%'") == N_BIG - 1)
+    ok("after the restart the lookup index is there, no bulk load open (a box with entities loads none)",
+       in_box("SELECT count(*) FROM sqlite_master WHERE name = 'credentials_lookup'") == 1 and
+       in_box("SELECT count(*) FROM sync_state WHERE key = 'bulk_index_sql' AND value <> ''") == 0)
     again.stop()
+
+    print("== cloud: a first snapshot in bulk: codes held twice refused at its end, the first kept (%.0f s)"
+          % (time.time() - T0))
+    # a second cloud with a small site of its own (two pages): a fresh box
+    # drops the credentials' lookup index for its first snapshot and checks
+    # no code's uniqueness until the last page; then the index is built and
+    # of the credentials sharing a code the first applied (lowest seq) stays,
+    # each later one refused as it would have been in order (conflicts)
+    cloud2 = Cloud(os.path.join(T, "cloud2")).start()
+    seed_cloud(cloud2)  # p1 with PIN 1234 (c1), the door phone and its group
+    for pid, name in (("q1", "Quinn"), ("q2", "Rosa"), ("qf", "Filler")):
+        cloud2.put("person", pid, {"kind": "resident", "apartment": "a101", "first_name": name})
+    card1 = cloud2.put("credential", "qc1", {"person": "q1", "type": "rf", "code": "CAFE0001"})
+    pin1 = cloud2.put("credential", "qp1", {"person": "q1", "type": "pin", "code": "4711"})
+    card2 = cloud2.put("credential", "qc2", {"person": "q2", "type": "rf", "code": "CAFE0001"})
+    pin2 = cloud2.put("credential", "qp2", {"person": "q2", "type": "pin", "code": "4711"})
+    N_FILL = 1100  # the duplicates on the first page, the end on the second
+    dup_rev = cloud2.call("POST", "/_sim/entities", {"changes": [
+        {"entity": "credential", "op": "upsert", "id": "qf%04d" % i,
+         "data": {"person": "qf", "type": "rf", "code": "F%07X" % i}} for i in range(N_FILL)]})["rev"]
+
+    def fresh_box(name):
+        folder = os.path.join(T, name)
+        os.makedirs(folder)
+        conf = os.path.join(folder, "gh.conf")
+        with open(conf, "w") as f:
+            f.write("[site]\nid = %s\n[storage]\ndb = site.db\n[drivers]\nprofiles_dir = %s/drivers/profiles\n"
+                    "[daemon]\ncontrol_socket = ctl.sock\nlog_level = debug\n[mqtt]\nport = 1\n"
+                    "[cloud]\nurl = https://127.0.0.1:%d\ntoken_file = %s/cloud.token\nca_file = %s\n"
+                    "backoff_min_ms = 100\nbackoff_max_ms = 1000\n"
+                    % (SITE, ROOT, cloud2.port, T, os.path.join(cloud2.dir, "ca.pem")))
+        return folder, conf, Daemon(conf, folder)
+
+    def box(folder, sql, *params):
+        return query(os.path.join(folder, "site.db"), sql, *params)
+
+    def dups_stored(folder):
+        return [x for (x,) in box(folder, "SELECT id FROM credentials WHERE id IN ('qc1', 'qc2', 'qp1', 'qp2') "
+                                          "ORDER BY id")]
+
+    def dup_conflicts(folder):
+        return box(folder, "SELECT eid, change_id, error FROM conflicts WHERE eid IN ('qc1', 'qc2', 'qp1', 'qp2') "
+                           "ORDER BY eid, id")
+
+    def refused_in_order(rows):
+        """the later card and PIN refused once each, with their seq and the rule"""
+        return (len(rows) == 2 and rows[0][:2] == ("qc2", "cloud:%d" % card2) and
+                "this rf is already registered" in (rows[0][2] or "") and
+                rows[1][:2] == ("qp2", "cloud:%d" % pin2) and "this PIN is already in use" in (rows[1][2] or ""))
+
+    def index_built(folder):
+        return (box(folder, "SELECT count(*) FROM sqlite_master WHERE name = 'credentials_lookup'") == [(1,)] and
+                box(folder, "SELECT count(*) FROM sync_state WHERE key = 'bulk_index_sql' AND value <> ''") == [(0,)])
+
+    D, DCONF, dupd = fresh_box("dups")
+    ok("a fresh box starts", dupd.start())
+    ok("it applies the snapshot (two pages)",
+       wait(lambda: (status(DCONF).get("cloud") or {}).get("rev") == dup_rev, 30), status(DCONF))
+    ok("as a bulk load: the lookup index dropped at its start, built at its end, two duplicates refused then",
+       log_has("the credentials' lookup index is built at its end", D) and log_has("2 duplicate codes refused", D))
+    ok("of two cards with one code and two equal PINs the earlier ones stay, the later ones do not",
+       dups_stored(D) == ["qc1", "qp1"], dups_stored(D))
+    ok("the later ones are in the conflicts list with their seq and the rule", refused_in_order(dup_conflicts(D)),
+       dup_conflicts(D))
+    ok("nothing else is refused or lost (the later holder stays, every other card is kept)",
+       box(D, "SELECT count(*) FROM credentials WHERE id LIKE 'qf%' OR id = 'c1'") == [(N_FILL + 1,)] and
+       box(D, "SELECT count(*) FROM persons WHERE id IN ('q1', 'q2')") == [(2,)] and
+       box(D, "SELECT count(*) FROM conflicts") == [(2,)], box(D, "SELECT eid, error FROM conflicts"))
+    ok("the lookup index is there again, no bulk load left open", index_built(D),
+       box(D, "SELECT key, value FROM sync_state WHERE key = 'bulk_index_sql'"))
+    r = gh("access", "check", "--device", DP1, "--method", "rf", "--code", "CAFE0001", conf=DCONF)
+    ok("the card opens the door for the one who holds it", '"granted": true' in r.stdout and
+       '"person": "Quinn' in r.stdout, r.stdout + r.stderr)
+    r = gh("access", "check", "--device", DP1, "--method", "pin", "--code", "4711", conf=DCONF)
+    ok("so does the PIN", '"granted": true' in r.stdout and '"person": "Quinn' in r.stdout, r.stdout + r.stderr)
+    dupd.stop()
+
+    print("== cloud: a bulk load cut short by kill -9: the index is built when the box starts again (%.0f s)"
+          % (time.time() - T0))
+    # the second page hangs (the pull stays in flight: no tick builds the
+    # index); the box is killed with both of each duplicate pair stored
+    cloud2.fail("hang", path="/state", query="cursor=")
+    K, KCONF, killed = fresh_box("killed")
+    ok("another fresh box starts", killed.start())
+    ok("its first page lands with both cards of one code (not checked while the load runs)",
+       wait(lambda: dups_stored(K) == ["qc1", "qc2", "qp1", "qp2"], 15), dups_stored(K))
+    ok("the lookup index is dropped meanwhile, its SQL kept",
+       box(K, "SELECT count(*) FROM sqlite_master WHERE name = 'credentials_lookup'") == [(0,)] and
+       any((v or "").startswith("CREATE INDEX credentials_lookup")
+           for (v,) in box(K, "SELECT value FROM sync_state WHERE key = 'bulk_index_sql'")),
+       box(K, "SELECT value FROM sync_state WHERE key = 'bulk_index_sql'"))
+    r = gh("access", "check", "--device", DP1, "--method", "pin", "--code", "1234", conf=KCONF)
+    ok("a PIN opens the door meanwhile (without the index)", '"granted": true' in r.stdout, r.stdout + r.stderr)
+    killed.stop(signal.SIGKILL)
+    cloud2.fail("500", path="/state")  # no page after the restart: only the start can build the index
+    ok("restarted", killed.start())
+    # read at once: cloud_start builds it before the control socket opens
+    ok("the index is built as it starts, no bulk load left open", index_built(K),
+       box(K, "SELECT key, value FROM sync_state WHERE key = 'bulk_index_sql'"))
+    ok("and the later duplicates are refused then, the earlier kept",
+       dups_stored(K) == ["qc1", "qp1"] and refused_in_order(dup_conflicts(K)) and
+       log_has("2 duplicate codes refused", K), (dups_stored(K), dup_conflicts(K)))
+    r = gh("access", "check", "--device", DP1, "--method", "rf", "--code", "CAFE0001", conf=KCONF)
+    ok("the card opens for the one who holds it", '"granted": true' in r.stdout and '"person": "Quinn' in r.stdout,
+       r.stdout + r.stderr)
+    killed.stop()
+    cloud2.stop()
 
     print("== cloud: certificates (%.0f s)" % (time.time() - T0))
     daemon.stop()
@@ -633,6 +753,8 @@ finally:
         p.terminate()
         p.wait()
     cloud.stop()
+    if cloud2:
+        cloud2.stop()
     broker.stop()
     valgrind_check(T, "cloud")
     if counts["failed"] or rc or os.environ.get("GH_KEEP"):

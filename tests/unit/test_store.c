@@ -1051,9 +1051,12 @@ Test(store, held_units_share_one_commit)
 	tu_put(st, ENT_BUILDING, q("{'id':'b3','name':'Tower C'}"));
 	cr_assert_eq(store_commit(st), 0);
 
+	cr_assert_gt(store_wal_frames_bound(st), store_wal_frames(st) + 1000,
+		     "the WAL's bound counts a page cache of dirty pages still to come");
 	uint64_t n = store_wal_syncs(st);
 	cr_assert_eq(store_unhold(st), 0);
 	cr_assert_not(store_in_tx(st));
+	cr_assert_eq(store_wal_frames_bound(st), store_wal_frames(st), "nothing open: the WAL as it is");
 	cr_assert_eq(store_wal_syncs(st), n + 1, "the held transaction's commit is synced");
 	cr_assert_eq(OTHER_BUILDINGS(), 2);
 	cr_assert(exists(st, ENT_BUILDING, "b1"));
