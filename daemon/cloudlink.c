@@ -1151,7 +1151,11 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 	 * its own (not a savepoint: SQLite would copy every page of the dropped
 	 * index it reuses into the savepoint's journal, in memory) */
 	int own = !has_more && store_bulk(c->st);
-	if (held_pages_lost(c) || (own ? store_begin(c->st) : store_hold_begin(c->st))) {
+	if (own)
+		store_unhold(c->st); /* the pages before it, checked next */
+	if (held_pages_lost(c))
+		return -1; /* the pull starts again from the last committed page */
+	if (own ? store_begin(c->st) : store_hold_begin(c->st)) {
 		pull_cancel(c);
 		bad_answer(c, r, "database busy");
 		return -1;
