@@ -1196,7 +1196,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 	 * second would undo the loop pass's transaction this one nests in) */
 	if ((rc ? (store_rollback(c->st), 1) : store_commit(c->st)) ||
 	    (!has_more && store_unhold(c->st))) {
-		bad_answer(c, r, "cannot store the page: %s", sqlite3_errmsg(store_db(c->st)));
+		bad_answer(c, r, "cannot store the page: the database refused its commit");
 		store_unhold(c->st); /* the pages before it */
 		c->holds_lost_seen = store_holds_lost(c->st); /* this pull fails here */
 		c->snap_cursor[0] = '\0';
