@@ -138,6 +138,8 @@ struct cloudlink {
 	uv_timer_t hold_timer; /* a state page held by the gate */
 	creq_t *held;
 	uv_timer_t commit_timer; /* commits the state pages held in one transaction */
+	uint64_t bulk_next_ms;   /* end_bulk's next try after a failure */
+	int bulk_retry_ms;
 	unsigned holds_lost_seen; /* store_holds_lost when last looked at */
 	channel_t ch[CH__COUNT];
 	creq_t *inflight;
@@ -995,18 +997,36 @@ static void bulk_refused(void *ctx, ent_t e, const char *id, int64_t rev, const 
 }
 
 /* A bulk load (bulk.h) whose snapshot did not come to its end (it failed,
- * the daemon stopped): the box is not left without its lookup index */
+ * the daemon stopped): the box is not left without its lookup index. The
+ * sort blocks the loop for a second or two: a failure is tried again after
+ * BULK_RETRY_MS, doubled up to 10 minutes. */
+#define BULK_RETRY_MS 10000
+
 static void end_bulk(cloudlink_t *c)
 {
 	gh_err_t err = { 0 };
-	if (store_begin(c->st))
+	uint64_t now = gh_mono_ms();
+	if (now < c->bulk_next_ms)
 		return;
-	if (bulk_end(c->st, bulk_refused, c, &err)) {
-		log_err("cloud", "building the credentials' lookup index: %s", err.message);
-		store_rollback(c->st);
-		return;
+	if (store_begin(c->st) == 0) {
+		if (bulk_end(c->st, bulk_refused, c, &err) == 0) {
+			if (store_commit(c->st) == 0) {
+				c->bulk_retry_ms = 0;
+				return;
+			}
+			snprintf(err.message, sizeof err.message, "its commit failed");
+		} else {
+			store_rollback(c->st); /* store_bulk is 1 again */
+		}
+	} else {
+		snprintf(err.message, sizeof err.message, "the database is busy");
 	}
-	store_commit(c->st);
+	c->bulk_retry_ms = c->bulk_retry_ms ? c->bulk_retry_ms * 2 : BULK_RETRY_MS;
+	if (c->bulk_retry_ms > 600000)
+		c->bulk_retry_ms = 600000;
+	c->bulk_next_ms = now + c->bulk_retry_ms;
+	log_err("cloud", "building the credentials' lookup index: %s (tried again in %d s)", err.message,
+		c->bulk_retry_ms / 1000);
 }
 
 static int start_pull_at(cloudlink_t *c, int64_t since, const char *cursor)
@@ -1028,7 +1048,8 @@ static int start_pull_at(cloudlink_t *c, int64_t since, const char *cursor)
 			kv_int_set(c->st, "cloud_snap_lrev0", empty ? -1 : l > 0 ? l : 1);
 			if (empty && bulk_begin(c->st, &err))
 				log_warn("cloud", "first snapshot without a bulk load: %s", err.message);
-			store_commit(c->st);
+			if (store_commit(c->st)) /* rolled back: no bulk load (store_bulk) */
+				log_err("cloud", "cannot mark the snapshot's start: its commit failed");
 		}
 	}
 	return pull_submit(c, path) == 0;
@@ -1150,7 +1171,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 	/* the last page of a bulk load builds the index in a transaction of
 	 * its own (not a savepoint: SQLite would copy every page of the dropped
 	 * index it reuses into the savepoint's journal, in memory) */
-	int own = !has_more && store_bulk(c->st);
+	int own = !has_more && store_bulk(c->st) && (!store_in_tx(c->st) || store_held(c->st));
 	if (own)
 		store_unhold(c->st); /* the pages before it, checked next */
 	if (held_pages_lost(c))
@@ -1182,7 +1203,9 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 			kv_int_set(c->st, "rev", json_integer_value(rev));
 		int64_t lrev0 = kv_int(c->st, "cloud_snap_lrev0");
 		gh_err_t err = { 0 };
-		if (!has_more && bulk_end(c->st, bulk_refused, c, &err)) {
+		/* inside another unit's transaction (the loop pass) the page is a
+		 * savepoint of it: the index is built by the next tick (end_bulk) */
+		if (own && bulk_end(c->st, bulk_refused, c, &err)) {
 			log_err("cloud", "building the credentials' lookup index: %s", err.message);
 			rc = -1;
 		}

@@ -1179,6 +1179,8 @@ int engine_decide(engine_t *en, const access_req_t *q, access_result_t *r, gh_er
 		gh_err_t berr = { 0 };
 		if (!en->defer_tx && engine_pass_begin(en, &berr))
 			log_err("engine", "deciding without the pass's transaction: %s", berr.message);
+		else if (en->defer_tx)
+			store_unhold(en->st); /* a temp key use is not left in held cloud pages */
 		if (decide(&d, r, err))
 			return -1;
 		write_door_log(&d, r, err);

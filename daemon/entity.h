@@ -30,6 +30,10 @@ const char *ent_plural(ent_t e); /* "buildings" (REST path) */
 /* Entity from its singular or plural name; -1 if unknown. */
 int ent_parse(const char *name);
 
+/* per-person limits of the manuals: at most 5 UHF cards and 5 plates */
+#define ENT_MAX_UHF 5
+#define ENT_MAX_PLATES 5
+
 typedef struct ent_ctx {
 	int local;          /* an edit made on the box: audited and journaled for the cloud */
 	const char *actor;  /* audit "who": user name, "cli", "import", "cloud" */
@@ -44,8 +48,8 @@ typedef struct ent_ctx {
 			       * rules are what is left to check */
 	size_t prepared_len;
 	int bulk;           /* a first snapshot into an empty box (bulk.h): the
-			     * uniqueness of codes among credentials is
-			     * checked at its end, not here */
+			     * uniqueness of codes among credentials and the
+			     * per-person limits are checked at its end */
 } ent_ctx_t;
 
 /* The half of ent_put that needs no database, for a thread that is not the

@@ -16,7 +16,7 @@ typedef struct vctx {
 	json_t *d;        /* entity being validated; normalized in place */
 	gh_err_t *err;
 	int lenient;      /* don't refuse dangling references (cloud snapshots) */
-	int bulk;         /* codes' uniqueness among credentials left to bulk_end */
+	int bulk;         /* codes' uniqueness among credentials and per-person limits left to bulk_end */
 	const json_t *before; /* stored version, NULL on create */
 	int phase;        /* VPHASE_*: what validate_entity checks */
 	const char *json; /* the entity's JSON made already (ent_prepare), or NULL */

@@ -339,6 +339,20 @@ static int commit(store_t *st, int lazy)
 	return 0;
 }
 
+/* what a rolled-back unit may have changed of the store's own state, read
+ * back from what the database now holds */
+static void reread(store_t *st)
+{
+	char buf[32];
+	if (st->depth == 0) {
+		/* counters handed out in the rolled-back transaction are reused */
+		st->lrev = store_kv_get(st, "lrev", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : 0;
+		st->lrev_dirty = 0;
+	}
+	/* a bulk load begun or ended in it (bulk.c): as the database says */
+	st->bulk = store_kv_get(st, "bulk_index_sql", buf, sizeof buf) == 0 && buf[0];
+}
+
 void store_rollback(store_t *st)
 {
 	if (st->depth <= 0)
@@ -351,25 +365,20 @@ void store_rollback(store_t *st)
 		if (--st->depth == 0) {
 			st->nested_done = 0;
 			st->hold = 0;
-			char buf[32];
-			st->lrev = store_kv_get(st, "lrev", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : 0;
-			st->lrev_dirty = 0;
 		}
+		reread(st);
 		return;
 	}
 	if (st->depth == 1) {
 		st->nested_done = 0;
 		st->hold = 0;
 		tx_step(st, "ROLLBACK");
-		/* counters handed out in the rolled-back transaction are reused */
-		char buf[32];
-		st->lrev = store_kv_get(st, "lrev", buf, sizeof buf) == 0 ? strtoll(buf, NULL, 10) : 0;
-		st->lrev_dirty = 0;
 	} else {
 		tx_step(st, "ROLLBACK TO gh");
 		tx_step(st, "RELEASE gh");
 	}
 	st->depth--;
+	reread(st);
 }
 
 int store_in_tx(store_t *st) { return st->depth > 0; }
@@ -566,11 +575,10 @@ store_t *store_open_version(const char *path, int max_version, gh_err_t *err)
 		goto fail;
 	int64_t kib = pragma_int(st, "PRAGMA cache_size", 0), page = pragma_int(st, "PRAGMA page_size", 4096);
 	st->cache_pages = kib < 0 && page > 0 ? (int)(-kib * 1024 / page) : (int)kib;
-	char buf[32];
-	if (store_schema_version(st) >= 3 && store_kv_get(st, "lrev", buf, sizeof buf) == 0)
-		st->lrev = strtoll(buf, NULL, 10);
-	/* a bulk load cut short (a crash): the index is still to be built */
-	st->bulk = store_schema_version(st) >= 3 && store_kv_get(st, "bulk_index_sql", buf, sizeof buf) == 0 && buf[0];
+	/* the revision counter; a bulk load cut short (a crash): the index is
+	 * still to be built */
+	if (store_schema_version(st) >= 3)
+		reread(st);
 	return st;
 fail:
 	store_close(st);

@@ -18,8 +18,6 @@
 #define REMARK_MAX 255
 #define MAX_FLOORS 10
 #define MAX_LANDLINES 3
-#define MAX_UHF 5
-#define MAX_PLATES 5
 #define MAX_RELAYS 16
 
 const char *const gh_methods[] = { "pin", "rf", "face", "fingerprint", "uhf", "plate", "qr",
@@ -969,8 +967,8 @@ static int credential_db(vctx_t *v)
 			type = i;
 	if (type < 0 || !canon)
 		return 0; /* refused by credential_fields */
-	/* per-person limits of the manuals: at most 5 UHF cards and 5 plates */
-	if (person && (type == 2 || type == 3)) {
+	/* per-person limits of the manuals (bulk: counted at its end) */
+	if (person && (type == 2 || type == 3) && !v->bulk) {
 		sqlite3_stmt *s = store_stmt(v->st, "SELECT count(*) FROM credentials INDEXED BY credentials_person "
 						    "WHERE person = ? AND type = ? AND id <> ?");
 		if (!s)
@@ -984,9 +982,9 @@ static int credential_db(vctx_t *v)
 		}
 		int64_t cnt = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
-		if (cnt >= (type == 2 ? MAX_UHF : MAX_PLATES))
+		if (cnt >= (type == 2 ? ENT_MAX_UHF : ENT_MAX_PLATES))
 			return gh_err(v->err, 422, "too_many", "code", "a person has at most %d %s",
-				      type == 2 ? MAX_UHF : MAX_PLATES,
+				      type == 2 ? ENT_MAX_UHF : ENT_MAX_PLATES,
 				      type == 2 ? "UHF cards" : "licence plates");
 	}
 	char scopebuf[80] = "";

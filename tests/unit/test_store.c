@@ -1117,16 +1117,16 @@ Test(store, another_unit_commits_the_held_units_first)
 
 typedef struct {
 	int n;
-	char id[8][32];
-	char msg[8][400];
-	int64_t rev[8];
+	char id[12][32];
+	char msg[12][400];
+	int64_t rev[12];
 } refusals_t;
 
 static void on_refused(void *ctx, ent_t e, const char *id, int64_t rev, const char *data, const gh_err_t *err)
 {
 	refusals_t *r = ctx;
 	cr_assert_not_null(strstr(data, "\"code\""), "%s: its stored JSON: %s", ent_name(e), data);
-	cr_assert_lt(r->n, 8);
+	cr_assert_lt(r->n, 12);
 	snprintf(r->id[r->n], sizeof r->id[0], "%s", id);
 	snprintf(r->msg[r->n], sizeof r->msg[0], "%s|%s", err->field, err->message);
 	r->rev[r->n++] = rev;
@@ -1182,6 +1182,28 @@ Test(store, bulk_load_refuses_duplicates_as_in_order)
 	c.rev = 106;
 	put_ctx(st, ENT_TEMP_KEY, q("{'id':'k2','code':'6666','devices':['0C11050B9814'],'schedule':"
 				    "{'start':'2026-03-29T02:30:00Z','end':'2026-03-30T02:30:00Z'}}"), &c);
+	/* a temp key refused at the end, with a card of its own */
+	c.rev = 108;
+	put_ctx(st, ENT_CREDENTIAL, q("{'id':'kc1','temp_key':'k1','type':'rf','code':'KEYCARD'}"), &c);
+	/* six UHF cards for p103, the third a code p102 held first: in order
+	 * that one is refused and the other five are kept */
+	c.rev = 109;
+	put_ctx(st, ENT_CREDENTIAL, q("{'id':'u0','person':'p102','type':'uhf','code':'U0'}"), &c);
+	for (int i = 1; i <= 6; i++) {
+		char t[120];
+		snprintf(t, sizeof t, "{\"id\":\"u%d\",\"person\":\"p103\",\"type\":\"uhf\",\"code\":\"U%d\"}", i,
+			 i == 3 ? 0 : i);
+		c.rev = 110 + i;
+		put_ctx(st, ENT_CREDENTIAL, t, &c);
+	}
+	/* six plates for p101: the sixth is one too many */
+	for (int i = 1; i <= 6; i++) {
+		char t[120];
+		snprintf(t, sizeof t, "{\"id\":\"v%d\",\"person\":\"p101\",\"type\":\"plate\",\"code\":\"W%dAB\"}",
+			 i, i);
+		c.rev = 120 + i;
+		put_ctx(st, ENT_CREDENTIAL, t, &c);
+	}
 	c.rev = 107; /* a temp key's PIN: refused at once */
 	json_t *j = tu_json(q("{'id':'d6','person':'p103','type':'pin','code':'6666'}"));
 	cr_assert_eq(ent_put(st, ENT_CREDENTIAL, NULL, j, &c, NULL, &err), -1);
@@ -1206,7 +1228,17 @@ Test(store, bulk_load_refuses_duplicates_as_in_order)
 	store_kv_get(st, "bulk_index_sql", v, sizeof v);
 	cr_assert_str_eq(v, "");
 
-	cr_assert_eq(r.n, 4, "d2, d3, d4, k1 refused; got %d", r.n);
+	cr_assert_eq(r.n, 7, "d2, d3, d4, u3 (codes held twice), v6 (one plate too many), k1 and its card; got %d",
+		     r.n);
+	cr_assert_geq(refused_has(&r, "u3"), 0);
+	cr_assert_eq(refused_has(&r, "u6"), -1, "the duplicate did not count towards p103's five UHF cards");
+	int vi = refused_has(&r, "v6");
+	cr_assert_geq(vi, 0);
+	cr_assert_not_null(strstr(r.msg[vi], "at most 5"), "%s", r.msg[vi]);
+	cr_assert_geq(refused_has(&r, "kc1"), 0, "a refused temp key's card is refused with it, as in order");
+	cr_assert_eq(sql_int(st, "SELECT count(*) FROM credentials WHERE person = 'p103' AND type = 'uhf'"), 5);
+	cr_assert_eq(sql_int(st, "SELECT count(*) FROM credentials WHERE person = 'p101' AND type = 'plate'"), 5);
+	cr_assert(exists(st, ENT_CREDENTIAL, "v5"));
 	int i = refused_has(&r, "d2");
 	cr_assert_geq(i, 0);
 	cr_assert_eq(r.rev[i], 101);
@@ -1236,7 +1268,7 @@ Test(store, bulk_load_refuses_duplicates_as_in_order)
 	cr_assert_eq(store_begin(st), 0);
 	cr_assert_eq(bulk_end(st, on_refused, &r, &err), 0);
 	cr_assert_eq(store_commit(st), 0);
-	cr_assert_eq(r.n, 4);
+	cr_assert_eq(r.n, 7);
 	store_close(st);
 	tu_rmdir();
 }
