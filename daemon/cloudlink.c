@@ -137,10 +137,8 @@ struct cloudlink {
 	void *gate_ctx;
 	uv_timer_t hold_timer; /* a state page held by the gate */
 	creq_t *held;
-	uv_timer_t commit_timer; /* commits the state pages held in one transaction */
-	uint64_t bulk_next_ms;   /* end_bulk's next try after a failure */
+	uint64_t bulk_next_ms; /* end_bulk's next try after a failure */
 	int bulk_retry_ms;
-	unsigned holds_lost_seen; /* store_holds_lost when last looked at */
 	channel_t ch[CH__COUNT];
 	creq_t *inflight;
 	sockctx_t *socks;
@@ -797,39 +795,6 @@ static void pulled(cloudlink_t *c);
 static void on_pulled(uv_async_t *a) { pulled(a->data); }
 static void on_hold(uv_timer_t *t) { pulled(t->data); }
 
-/* State pages are applied as units of a transaction held open between
- * loop wake-ups (store_hold_begin) while more pages are coming, committed
- * HOLD_COMMIT_MS after its first page, by the pull's last page, or sooner
- * by any other unit of work (a device event, an edit: store_begin). */
-#define HOLD_COMMIT_MS 1000
-
-/* The held transaction's commit failed (a full disk, an I/O error): the
- * pages in it are gone, and the pull's place (cursor, revision) with them:
- * it starts again from what is committed. 1 when so. */
-static int held_pages_lost(cloudlink_t *c)
-{
-	unsigned n = store_holds_lost(c->st);
-	if (n == c->holds_lost_seen)
-		return 0;
-	c->holds_lost_seen = n;
-	log_err("cloud", "state pages applied since the last commit were lost (their commit failed): "
-			 "the pull starts again from the last committed page");
-	snprintf(c->last_error, sizeof c->last_error, "state pages lost: their commit failed");
-	c->snap_cursor[0] = '\0';
-	pull_cancel(c);
-	c->want_pull = 1;
-	backoff(c, CH_SYNC, 0, 0);
-	return 1;
-}
-
-static void on_commit_held(uv_timer_t *t)
-{
-	cloudlink_t *c = t->data;
-	store_unhold(c->st);
-	if (held_pages_lost(c))
-		pump(c);
-}
-
 /* R waits while the checkpointer catches up (the WAL gate): 1 held. */
 static int held_for_checkpoint(cloudlink_t *c, creq_t *r)
 {
@@ -882,11 +847,6 @@ static void pulled(cloudlink_t *c)
 			pull_free(r);
 			return;
 		}
-	}
-	if (held_pages_lost(c)) {
-		pull_trash(c, r);
-		pump(c);
-		return;
 	}
 	if (held_for_checkpoint(c, r))
 		return;
@@ -1168,15 +1128,12 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		else
 			start_pull_at(c, json_integer_value(rev), cursor);
 	}
-	/* the last page of a bulk load builds the index in a transaction of
-	 * its own (not a savepoint: SQLite would copy every page of the dropped
-	 * index it reuses into the savepoint's journal, in memory) */
-	int own = !has_more && store_bulk(c->st) && (!store_in_tx(c->st) || store_held(c->st));
-	if (own)
-		store_unhold(c->st); /* the pages before it, checked next */
-	if (held_pages_lost(c))
-		return -1; /* the pull starts again from the last committed page */
-	if (own ? store_begin(c->st) : store_hold_begin(c->st)) {
+	/* the last page of a bulk load builds the index, in a transaction of
+	 * its own (inside the loop pass's, a savepoint, SQLite would copy every
+	 * page of the dropped index it reuses into the savepoint's journal, in
+	 * memory, and the pass's commit would decide: the next tick builds it) */
+	int own = !has_more && store_bulk(c->st) && !store_in_tx(c->st);
+	if (store_begin(c->st)) {
 		pull_cancel(c);
 		bad_answer(c, r, "database busy");
 		return -1;
@@ -1187,7 +1144,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		 * again, each entity in a savepoint of its own */
 		log_warn("cloud", "a write of the state page failed: applying it again entity by entity");
 		store_rollback(c->st);
-		if (own ? store_begin(c->st) : store_hold_begin(c->st)) {
+		if (store_begin(c->st)) {
 			pull_cancel(c);
 			bad_answer(c, r, "database busy");
 			return -1;
@@ -1217,17 +1174,12 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 	}
 	/* a failed commit has rolled back already: one rollback, not two (a
 	 * second would undo the loop pass's transaction this one nests in) */
-	if ((rc ? (store_rollback(c->st), 1) : store_commit(c->st)) ||
-	    (!has_more && store_unhold(c->st))) {
-		bad_answer(c, r, "cannot store the page: the database refused its commit");
-		store_unhold(c->st); /* the pages before it */
-		c->holds_lost_seen = store_holds_lost(c->st); /* this pull fails here */
+	if (rc ? (store_rollback(c->st), 1) : store_commit(c->st)) {
+		bad_answer(c, r, "cannot store the page: %s", sqlite3_errmsg(store_db(c->st)));
 		c->snap_cursor[0] = '\0';
 		pull_cancel(c);
 		return -1;
 	}
-	if (store_held(c->st) && !uv_is_active((uv_handle_t *)&c->commit_timer))
-		uv_timer_start(&c->commit_timer, on_commit_held, HOLD_COMMIT_MS, 0);
 	if (applied || failed)
 		log_info("cloud", "state page: %d applied, %d refused, rev %lld%s", applied, failed,
 			 (long long)json_integer_value(rev), has_more ? ", more to come" : "");
@@ -1844,8 +1796,6 @@ static void finish(cloudlink_t *c, creq_t *r, CURLcode res, long status)
 	c->ch[r->ch].busy = 0;
 	if (r->kind == R_STATE && r->epoch != c->pull_epoch)
 		return; /* a page fetched ahead of one that failed */
-	if (r->kind != R_STATE)
-		store_unhold(c->st); /* what the answer makes us store is its own unit */
 	if (res != CURLE_OK) {
 		snprintf(c->last_error, sizeof c->last_error, "%s: %.180s", r->what, r->err[0] ? r->err : curl_easy_strerror(res));
 		log_warn("cloud", "%s failed: %s", r->what, r->err[0] ? r->err : curl_easy_strerror(res));
@@ -2028,9 +1978,6 @@ cloudlink_t *cloud_start(uv_loop_t *loop, const cloud_cfg_t *cfg, store_t *st, c
 	c->pl.async.data = c;
 	uv_timer_init(loop, &c->hold_timer);
 	c->hold_timer.data = c;
-	uv_timer_init(loop, &c->commit_timer);
-	c->commit_timer.data = c;
-	c->holds_lost_seen = store_holds_lost(st);
 	if (!cfg->url || !cfg->url[0]) {
 		c->standalone = 1;
 		snprintf(c->wan, sizeof c->wan, "standalone");
@@ -2132,7 +2079,6 @@ void cloud_stop(cloudlink_t *c)
 		return;
 	c->stopping = 1;
 	pull_stop(c);
-	store_unhold(c->st); /* the pages applied so far */
 	while (c->inflight) {
 		creq_t *r = c->inflight;
 		c->inflight = r->next;
@@ -2145,12 +2091,10 @@ void cloud_stop(cloudlink_t *c)
 		sock_forget(c, c->socks);
 	pull_free(c->held);
 	c->held = NULL;
-	c->closing = 5;
+	c->closing = 4;
 	uv_close((uv_handle_t *)&c->pl.async, timer_closed);
 	uv_timer_stop(&c->hold_timer);
 	uv_close((uv_handle_t *)&c->hold_timer, timer_closed);
-	uv_timer_stop(&c->commit_timer);
-	uv_close((uv_handle_t *)&c->commit_timer, timer_closed);
 	uv_timer_stop(&c->retry_timer);
 	uv_close((uv_handle_t *)&c->retry_timer, timer_closed);
 	uv_timer_stop(&c->curl_timer);

@@ -331,8 +331,6 @@ void disk_tick(disk_t *d)
 		}
 	}
 	set_state(d, compute_state(d, now));
-	if (d->state != DISK_OK)
-		store_unhold(d->st); /* cloud pages held: committed (or lost) before room is made */
 	if (d->state != DISK_OK && !store_in_tx(d->st)) {
 		make_room(d, 0);
 		checkpoint(d);
@@ -349,7 +347,6 @@ int disk_after_failure(disk_t *d)
 		return 0; /* not for lack of space */
 	d->free_bytes = free_in(d->dir);
 	set_state(d, DISK_FULL);
-	store_unhold(d->st);
 	if (store_in_tx(d->st))
 		return 0;
 	/* every loop pass may fail the same way: make room once a second */

@@ -941,10 +941,7 @@ static int insert_log(store_t *st, const door_log_t *l, int64_t *id, gh_err_t *e
 
 int engine_pass_begin(engine_t *en, gh_err_t *err)
 {
-	/* inside another unit's transaction (an edit, a cloud page): adopted;
-	 * a held one (cloud pages between loop wake-ups) is committed first by
-	 * store_begin: what this pass stores may need to be acknowledged */
-	if (en->tx_open || (store_in_tx(en->st) && !store_held(en->st)))
+	if (en->tx_open || store_in_tx(en->st))
 		return 0;
 	if (store_begin(en->st))
 		return store_db_err(en->st, err, "begin");
@@ -1179,8 +1176,6 @@ int engine_decide(engine_t *en, const access_req_t *q, access_result_t *r, gh_er
 		gh_err_t berr = { 0 };
 		if (!en->defer_tx && engine_pass_begin(en, &berr))
 			log_err("engine", "deciding without the pass's transaction: %s", berr.message);
-		else if (en->defer_tx)
-			store_unhold(en->st); /* a temp key use is not left in held cloud pages */
 		if (decide(&d, r, err))
 			return -1;
 		write_door_log(&d, r, err);

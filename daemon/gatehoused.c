@@ -200,10 +200,6 @@ static int cloud_gate(void *ctx)
 		return 0;
 	uint64_t now = gh_mono_ms();
 	if (!a->page_held_since) {
-		/* pages held uncommitted (cloudlink: store_hold_begin) that may
-		 * take the WAL past the bound are committed first */
-		if (store_held(a->st) && store_wal_frames_bound(a->st) >= a->page_hold_frames)
-			store_unhold(a->st); /* a failure is the cloud link's to notice */
 		int frames = store_wal_frames(a->st);
 		if (frames < a->page_hold_frames) {
 			if (frames >= a->page_hold_frames / 2)

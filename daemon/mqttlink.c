@@ -276,10 +276,7 @@ int mqttlink_command(mqttlink_t *l, const char *mac, const char *op, json_t *arg
 	json_object_set_new(msg, "op", json_string(op));
 	sqlite3_stmt *s = store_stmt(l->st, "INSERT INTO commands(cid, device, op, args, state, created_at, "
 					    "deadline, updated_at) VALUES (?, ?, ?, ?, 'pending', ?6, ?7, ?6)");
-	/* a unit of its own (the cid is answered at once): committed now, or
-	 * with the transaction it is called in */
-	int tx = s && store_begin(l->st) == 0;
-	if (tx) {
+	if (s) {
 		char *a = jdump(msg);
 		int64_t now = gh_now();
 		sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
@@ -292,7 +289,6 @@ int mqttlink_command(mqttlink_t *l, const char *mac, const char *op, json_t *arg
 			log_err("mqtt", "recording command %s for %s: %s", op, mac, sqlite3_errmsg(store_db(l->st)));
 		sqlite3_reset(s);
 		free(a);
-		store_commit(l->st);
 	}
 	dev_topic(topic, sizeof topic, mac, "cmd");
 	publish_json(l, topic, msg, 0);

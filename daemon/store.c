@@ -15,11 +15,7 @@ struct store {
 	sqlite3 *db;
 	int depth;        /* transaction nesting */
 	int nested_done;  /* a nested unit of work was committed into the open transaction */
-	int hold;         /* the outermost transaction is held open between units (store_hold_begin) */
-	unsigned holds_lost; /* held transactions whose commit failed (their units are gone) */
 	int bulk;         /* a bulk load is open: credentials_lookup is dropped (bulk.c) */
-	int hold_writes0; /* pages SQLite had written (spilled) when the held transaction began */
-	int cache_pages;  /* the page cache's size in pages */
 	uint64_t wal_syncs; /* commits synced (store_wal_syncs) */
 	int wal_frames;     /* the WAL's length after our last commit (store_watch_wal) */
 	int64_t lrev;
@@ -191,68 +187,7 @@ static int tx_step(store_t *st, const char *sql)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int begin(store_t *st);
-static int commit(store_t *st, int lazy);
-
-/* pages written to the WAL by this connection (commits and cache spills) */
-static int cache_writes(store_t *st)
-{
-	int cur = 0, hi = 0;
-	sqlite3_db_status(st->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 0);
-	return cur;
-}
-
 int store_begin(store_t *st)
-{
-	/* a held transaction with no unit open in it: committed first, so this
-	 * unit is a transaction of its own (committed, synced, when it ends) */
-	if (store_held(st))
-		store_unhold(st);
-	return begin(st);
-}
-
-int store_hold_begin(store_t *st)
-{
-	if (st->depth == 0) {
-		if (begin(st))
-			return -1;
-		st->hold = 1;
-		st->hold_writes0 = cache_writes(st);
-	}
-	/* a savepoint of the held transaction, or of another one open (the
-	 * loop pass's): the unit then commits with that one */
-	if (begin(st) == 0)
-		return 0;
-	if (store_held(st))
-		store_unhold(st);
-	return -1;
-}
-
-int store_held(const store_t *st) { return st->hold && st->depth == 1; }
-
-int store_wal_frames_bound(store_t *st)
-{
-	if (!st->hold || st->depth == 0)
-		return st->wal_frames;
-	/* what the open transaction spilled into the WAL, and at most a page
-	 * cache of dirty pages more at its commit */
-	return st->wal_frames + (cache_writes(st) - st->hold_writes0) + st->cache_pages;
-}
-
-int store_unhold(store_t *st)
-{
-	if (!store_held(st))
-		return 0;
-	if (commit(st, 0) == 0)
-		return 0;
-	st->holds_lost++;
-	log_err("store", "the held transaction could not be committed: its units are lost");
-	return -1;
-}
-
-unsigned store_holds_lost(const store_t *st) { return st->holds_lost; }
-
-static int begin(store_t *st)
 {
 	int rc;
 	/* SQLite rolled the outer transaction back by itself (SQLITE_FULL, an
@@ -320,8 +255,7 @@ static int commit(store_t *st, int lazy)
 		/* committed (others read it) but maybe not on the disk: the
 		 * caller acknowledges nothing (devices resend, deduplicated) */
 		log_err("store", "commit: syncing the WAL failed: %s", strerror(errno));
-		if (--st->depth == 0)
-			st->hold = 0;
+		st->depth--;
 		return -1;
 	}
 	if (rc != SQLITE_OK) {
@@ -334,8 +268,7 @@ static int commit(store_t *st, int lazy)
 		store_rollback(st);
 		return -1;
 	}
-	if (--st->depth == 0)
-		st->hold = 0;
+	st->depth--;
 	return 0;
 }
 
@@ -362,16 +295,13 @@ void store_rollback(store_t *st)
 		/* SQLite already rolled the whole transaction back (SQLITE_FULL,
 		 * an I/O error, a failed COMMIT): nothing left to undo at any
 		 * level; each level still unwinds through here or store_commit */
-		if (--st->depth == 0) {
+		if (--st->depth == 0)
 			st->nested_done = 0;
-			st->hold = 0;
-		}
 		reread(st);
 		return;
 	}
 	if (st->depth == 1) {
 		st->nested_done = 0;
-		st->hold = 0;
 		tx_step(st, "ROLLBACK");
 	} else {
 		tx_step(st, "ROLLBACK TO gh");
@@ -386,7 +316,6 @@ int store_in_tx(store_t *st) { return st->depth > 0; }
 int store_bulk(const store_t *st) { return st->bulk; }
 
 void store_set_bulk(store_t *st, int on) { st->bulk = on; }
-
 
 uint64_t store_wal_syncs(const store_t *st) { return st->wal_syncs; }
 
@@ -573,8 +502,6 @@ store_t *store_open_version(const char *path, int max_version, gh_err_t *err)
 	}
 	if (migrate(st, max_version, err))
 		goto fail;
-	int64_t kib = pragma_int(st, "PRAGMA cache_size", 0), page = pragma_int(st, "PRAGMA page_size", 4096);
-	st->cache_pages = kib < 0 && page > 0 ? (int)(-kib * 1024 / page) : (int)kib;
 	/* the revision counter; a bulk load cut short (a crash): the index is
 	 * still to be built */
 	if (store_schema_version(st) >= 3)
@@ -594,7 +521,6 @@ void store_close(store_t *st)
 {
 	if (!st)
 		return;
-	store_unhold(st); /* units nobody was told about, but applied */
 	for (unsigned i = 0; i < STMT_SLOTS; i++)
 		if (st->cache[i].stmt)
 			sqlite3_finalize(st->cache[i].stmt);

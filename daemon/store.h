@@ -35,22 +35,6 @@ int store_exec(store_t *st, const char *sql, gh_err_t *err);
  * unit (store_rollback) leaves the outer transaction intact. */
 int store_begin(store_t *st);
 int store_commit(store_t *st);
-/* A unit that may be held (cloud state pages while more are coming): a
- * savepoint of an outermost transaction that stays open after the unit
- * commits, so that the next units share one commit (1M credentials with
- * codes in no order: ~1000 random index leaves per 1000-entity unit, each
- * written again by the next commit; a commit of ~50 units writes a third
- * of them). For units nobody is told about: they are durable once
- * store_unhold (or any other unit's store_begin, or store_close) commits
- * the held transaction. Opened inside another transaction, the unit is a
- * plain savepoint of it. */
-int store_hold_begin(store_t *st);
-/* 1 when a held transaction is open with no unit in it. */
-int store_held(const store_t *st);
-/* Commits the held transaction (synced); 0 when none is held. On failure
- * its units are gone (store_holds_lost counts it). */
-int store_unhold(store_t *st);
-unsigned store_holds_lost(const store_t *st);
 /* 1 while a bulk load (bulk.h) has the credentials' lookup index dropped:
  * queries must not name it. */
 int store_bulk(const store_t *st);
@@ -68,11 +52,6 @@ uint64_t store_wal_syncs(const store_t *st);
  * elsewhere); store_wal_frames answers it. */
 void store_watch_wal(store_t *st);
 int store_wal_frames(const store_t *st);
-/* At most how long the WAL will be once what is open is committed: with a
- * held transaction open, store_wal_frames plus the pages it has spilled and
- * a page cache of dirty pages (the WAL gate commits the held units early
- * rather than let the WAL pass its bound). */
-int store_wal_frames_bound(store_t *st);
 void store_rollback(store_t *st);
 int store_in_tx(store_t *st);
 /* A RESTART checkpoint on this connection (none of its transactions open):

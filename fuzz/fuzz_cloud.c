@@ -91,10 +91,8 @@ static void one(cloudlink_t *c, const uint8_t *data, size_t size)
 	else if (sscanf(head, "%15s %ld", kind, &status) < 1)
 		return;
 	cloud_handle_answer(c, kind, status, (const char *)nl + 1, size - (size_t)(nl - data) - 1);
-	/* the store is usable afterwards: no transaction left open, but for
-	 * state pages held for the next ones (store_hold_begin), which any
-	 * other unit commits before it begins; other answers commit them */
-	if (store_in_tx(st) && !(store_held(st) && !strcmp(kind, "state"))) {
+	/* the store is usable afterwards: no transaction left open */
+	if (store_in_tx(st)) {
 		fprintf(stderr, "INVARIANT BROKEN: a transaction left open by the answer to %s\n", kind);
 		abort();
 	}

@@ -4,7 +4,6 @@
 #include <stdarg.h>
 
 #include "bulk.h"
-#include "engine.h"
 #include "testutil.h"
 
 /* ---- helpers ---- */
@@ -1012,107 +1011,6 @@ Test(store, settings_generation_bumps)
 	tu_rmdir();
 }
 
-/* ---- held transactions: cloud pages sharing one commit ---- */
-
-static int64_t other_count(const char *sql)
-{
-	char path[300];
-	snprintf(path, sizeof path, "%s/site.db", tu_dir);
-	sqlite3 *o = NULL;
-	sqlite3_stmt *s = NULL;
-	cr_assert_eq(sqlite3_open(path, &o), SQLITE_OK);
-	cr_assert_eq(sqlite3_prepare_v2(o, sql, -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(o));
-	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
-	int64_t n = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(o);
-	return n;
-}
-
-#define OTHER_BUILDINGS() other_count("SELECT count(*) FROM buildings")
-
-/* Units begun by store_hold_begin stay in one open transaction after they
- * commit: another connection sees none of them until store_unhold, which
- * commits them at once (synced); a unit rolled back leaves the others. */
-Test(store, held_units_share_one_commit)
-{
-	store_t *st = tu_store();
-	cr_assert_eq(store_hold_begin(st), 0);
-	tu_put(st, ENT_BUILDING, q("{'id':'b1','name':'Tower A'}"));
-	cr_assert_eq(store_commit(st), 0);
-	cr_assert(store_held(st), "the transaction stays open after the unit");
-	cr_assert_eq(OTHER_BUILDINGS(), 0, "nothing committed yet");
-
-	cr_assert_eq(store_hold_begin(st), 0);
-	tu_put(st, ENT_BUILDING, q("{'id':'b2','name':'Tower B'}"));
-	store_rollback(st);
-	cr_assert(store_held(st), "a unit rolled back leaves the held transaction");
-	cr_assert_eq(store_hold_begin(st), 0);
-	tu_put(st, ENT_BUILDING, q("{'id':'b3','name':'Tower C'}"));
-	cr_assert_eq(store_commit(st), 0);
-
-	cr_assert_gt(store_wal_frames_bound(st), store_wal_frames(st) + 1000,
-		     "the WAL's bound counts a page cache of dirty pages still to come");
-	uint64_t n = store_wal_syncs(st);
-	cr_assert_eq(store_unhold(st), 0);
-	cr_assert_not(store_in_tx(st));
-	cr_assert_eq(store_wal_frames_bound(st), store_wal_frames(st), "nothing open: the WAL as it is");
-	cr_assert_eq(store_wal_syncs(st), n + 1, "the held transaction's commit is synced");
-	cr_assert_eq(OTHER_BUILDINGS(), 2);
-	cr_assert(exists(st, ENT_BUILDING, "b1"));
-	cr_assert_not(exists(st, ENT_BUILDING, "b2"));
-	cr_assert(exists(st, ENT_BUILDING, "b3"));
-	cr_assert_eq(store_unhold(st), 0, "nothing held: nothing to do");
-	cr_assert_eq(store_holds_lost(st), 0);
-	store_close(st);
-	tu_rmdir();
-}
-
-/* Any other unit of work (an edit, the loop pass of a device event) commits
- * what is held before it begins: what it stores may be acknowledged at its
- * commit, and must not wait for (or be lost with) the held units. */
-Test(store, another_unit_commits_the_held_units_first)
-{
-	store_t *st = tu_store();
-	cr_assert_eq(store_hold_begin(st), 0);
-	tu_put(st, ENT_BUILDING, q("{'id':'b1','name':'Tower A'}"));
-	cr_assert_eq(store_commit(st), 0);
-	cr_assert_eq(OTHER_BUILDINGS(), 0);
-	tu_put(st, ENT_BUILDING, q("{'id':'b2','name':'Tower B'}")); /* an edit: its own unit */
-	cr_assert_not(store_in_tx(st), "the edit is a transaction of its own");
-	cr_assert_eq(OTHER_BUILDINGS(), 2, "both committed");
-
-	/* the engine's pass too */
-	engine_t *en = engine_new(st);
-	cr_assert_eq(store_hold_begin(st), 0);
-	tu_put(st, ENT_BUILDING, q("{'id':'b3','name':'Tower C'}"));
-	cr_assert_eq(store_commit(st), 0);
-	cr_assert(store_held(st));
-	cr_assert_eq(engine_pass_begin(en, NULL), 0);
-	cr_assert(engine_pass_open(en), "the pass has its own transaction");
-	cr_assert_eq(OTHER_BUILDINGS(), 3, "the held unit was committed first");
-	cr_assert_eq(engine_flush(en, NULL), 0);
-	cr_assert_not(store_in_tx(st));
-	engine_free(en);
-
-	/* inside another transaction a held unit is a plain savepoint of it */
-	cr_assert_eq(store_begin(st), 0);
-	cr_assert_eq(store_hold_begin(st), 0);
-	tu_put(st, ENT_BUILDING, q("{'id':'b4','name':'Tower D'}"));
-	cr_assert_eq(store_commit(st), 0);
-	cr_assert_not(store_held(st));
-	cr_assert_eq(store_commit(st), 0);
-	cr_assert_not(store_in_tx(st));
-
-	/* closing commits what is held */
-	cr_assert_eq(store_hold_begin(st), 0);
-	tu_put(st, ENT_BUILDING, q("{'id':'b5','name':'Tower E'}"));
-	cr_assert_eq(store_commit(st), 0);
-	store_close(st);
-	cr_assert_eq(OTHER_BUILDINGS(), 5);
-	tu_rmdir();
-}
-
 /* ---- bulk load: the lookup index built at the end ---- */
 
 typedef struct {
@@ -1269,6 +1167,36 @@ Test(store, bulk_load_refuses_duplicates_as_in_order)
 	cr_assert_eq(bulk_end(st, on_refused, &r, &err), 0);
 	cr_assert_eq(store_commit(st), 0);
 	cr_assert_eq(r.n, 7);
+	store_close(st);
+	tu_rmdir();
+}
+
+/* A bulk load begun or ended in a transaction that is rolled back is as the
+ * database says after it: the flag the engine picks its statement by never
+ * disagrees with the index being there. */
+Test(store, bulk_flag_follows_a_rollback)
+{
+	store_t *st = tu_store();
+	gh_err_t err = { 0 };
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(bulk_begin(st, &err), 0, "%s", err.message);
+	cr_assert(store_bulk(st));
+	store_rollback(st);
+	cr_assert_not(store_bulk(st), "the drop was rolled back");
+	cr_assert_eq(index_count(st), 1);
+
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(bulk_begin(st, &err), 0, "%s", err.message);
+	cr_assert_eq(store_commit(st), 0);
+	cr_assert_eq(store_begin(st), 0);
+	cr_assert_eq(store_begin(st), 0); /* a unit inside, as a page in the loop pass */
+	cr_assert_eq(bulk_end(st, NULL, NULL, &err), 0, "%s", err.message);
+	cr_assert_not(store_bulk(st));
+	store_rollback(st);
+	cr_assert(store_bulk(st), "the build was rolled back with its unit");
+	store_rollback(st);
+	cr_assert(store_bulk(st));
+	cr_assert_eq(index_count(st), 0);
 	store_close(st);
 	tu_rmdir();
 }
