@@ -10,11 +10,11 @@
  * index is dropped (its SQL kept in sync_state, so that a crash cannot lose
  * it), the uniqueness of codes among credentials is not checked entity by
  * entity (ent_ctx.bulk), and at its end the index is built once, by a sort.
- * The duplicates are refused then as they would have been in order: of the
- * credentials sharing a code, the first applied (lowest rev) stays; each
- * later one is deleted and put again, which the validator, now with the
- * index, refuses with the message it would have given; so is a temp key
- * whose PIN an earlier credential holds. */
+ * What would have been refused in order is refused then: the credentials
+ * sharing a code, a person's UHF cards or plates past the limit, temp keys
+ * whose PIN an earlier credential holds (and their credentials) are deleted
+ * and put again one by one in the order they were applied (lrev), the index
+ * there, so the validator decides and words each as it would have. */
 
 #include "entity.h"
 #include "err.h"

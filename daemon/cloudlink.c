@@ -148,6 +148,7 @@ struct cloudlink {
 	char snap_cursor[512];
 	int resync;          /* 410: start over from a full snapshot */
 	unsigned pull_epoch; /* moves on with each new pull and when a page fails: pages fetched ahead are dropped */
+	int pulling;         /* a chain of state pages is under way (pull_submit .. its last page or pull_cancel) */
 	puller_t pl;
 	char last_error[256];
 	int64_t sent, rejected;
@@ -781,6 +782,7 @@ static void pull_cancel(cloudlink_t *c)
 	puller_t *p = &c->pl;
 	c->pull_epoch++;
 	c->ch[CH_SYNC].busy = 0;
+	c->pulling = 0;
 	if (!p->started)
 		return;
 	pthread_mutex_lock(&p->mu);
@@ -811,6 +813,8 @@ static void apply_pulled(cloudlink_t *c, creq_t *r)
 {
 	if (r->epoch == c->pull_epoch) {
 		finish(c, r, r->res, r->status);
+		if (!c->ch[CH_SYNC].busy)
+			c->pulling = 0; /* failed or done: no page follows */
 		if (r->chained && !c->ch[CH_SYNC].busy)
 			pull_cancel(c); /* the pages after it are not wanted */
 	}
@@ -881,6 +885,7 @@ static int pull_submit(cloudlink_t *c, const char *path)
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	c->ch[CH_SYNC].busy = 1;
+	c->pulling = 1;
 	return 0;
 }
 
@@ -962,11 +967,20 @@ static void bulk_refused(void *ctx, ent_t e, const char *id, int64_t rev, const 
  * BULK_RETRY_MS, doubled up to 10 minutes. */
 #define BULK_RETRY_MS 10000
 
+static void bulk_failed(cloudlink_t *c, const char *why)
+{
+	c->bulk_retry_ms = c->bulk_retry_ms ? c->bulk_retry_ms * 2 : BULK_RETRY_MS;
+	if (c->bulk_retry_ms > 600000)
+		c->bulk_retry_ms = 600000;
+	c->bulk_next_ms = gh_mono_ms() + (uint64_t)c->bulk_retry_ms;
+	log_err("cloud", "building the credentials' lookup index: %s (tried again in %d s)", why,
+		c->bulk_retry_ms / 1000);
+}
+
 static void end_bulk(cloudlink_t *c)
 {
 	gh_err_t err = { 0 };
-	uint64_t now = gh_mono_ms();
-	if (now < c->bulk_next_ms)
+	if (gh_mono_ms() < c->bulk_next_ms)
 		return;
 	if (store_begin(c->st) == 0) {
 		if (bulk_end(c->st, bulk_refused, c, &err) == 0) {
@@ -981,12 +995,7 @@ static void end_bulk(cloudlink_t *c)
 	} else {
 		snprintf(err.message, sizeof err.message, "the database is busy");
 	}
-	c->bulk_retry_ms = c->bulk_retry_ms ? c->bulk_retry_ms * 2 : BULK_RETRY_MS;
-	if (c->bulk_retry_ms > 600000)
-		c->bulk_retry_ms = 600000;
-	c->bulk_next_ms = now + c->bulk_retry_ms;
-	log_err("cloud", "building the credentials' lookup index: %s (tried again in %d s)", err.message,
-		c->bulk_retry_ms / 1000);
+	bulk_failed(c, err.message);
 }
 
 static int start_pull_at(cloudlink_t *c, int64_t since, const char *cursor)
@@ -1162,9 +1171,15 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		gh_err_t err = { 0 };
 		/* inside another unit's transaction (the loop pass) the page is a
 		 * savepoint of it: the index is built by the next tick (end_bulk) */
-		if (own && bulk_end(c->st, bulk_refused, c, &err)) {
-			log_err("cloud", "building the credentials' lookup index: %s", err.message);
-			rc = -1;
+		if (own && store_begin(c->st) == 0) {
+			/* a failure undoes the build only: the page is kept and the
+			 * tick tries again (end_bulk, with its backoff) */
+			if (bulk_end(c->st, bulk_refused, c, &err) == 0) {
+				store_commit(c->st);
+			} else {
+				store_rollback(c->st);
+				bulk_failed(c, err.message);
+			}
 		}
 		if (!rc && !has_more && lrev0 != 0) {
 			if (lrev0 > 0)
@@ -1184,6 +1199,7 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		log_info("cloud", "state page: %d applied, %d refused, rev %lld%s", applied, failed,
 			 (long long)json_integer_value(rev), has_more ? ", more to come" : "");
 	if (!has_more) {
+		c->pulling = 0;
 		c->resync = 0;
 		c->want_pull = 0;
 		c->next_sync_ms = gh_mono_ms() + SYNC_EVERY_MS;
@@ -1935,6 +1951,10 @@ void cloud_kick(cloudlink_t *c)
 
 void cloud_tick(cloudlink_t *c)
 {
+	/* a bulk load whose snapshot is not coming to its end (it failed, or
+	 * the box runs standalone now): ended here, an ordinary pull follows */
+	if (c && store_bulk(c->st) && !c->pulling)
+		end_bulk(c);
 	if (c && c->standalone) {
 		/* no cloud: events live in the log tables only (pairing later
 		 * uploads the site's state, not its past events) */
@@ -1945,8 +1965,6 @@ void cloud_tick(cloudlink_t *c)
 	if (!c)
 		return;
 	c->want_push = c->want_drain = 1;
-	if (store_bulk(c->st) && !c->ch[CH_SYNC].busy)
-		end_bulk(c); /* its snapshot failed: retried as an ordinary one */
 	follow_commands(c);
 	if (++c->ticks % 10 == 0)
 		outbox_limit(c);

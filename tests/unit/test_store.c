@@ -1040,7 +1040,7 @@ static int refused_has(const refusals_t *r, const char *id)
 
 static int64_t index_count(store_t *st)
 {
-	return sql_int(st, "SELECT count(*) FROM sqlite_master WHERE name = 'credentials_lookup'");
+	return sql_int(st, "SELECT count(*) FROM sqlite_master WHERE name = 'credentials_lookup'", (const char *)NULL);
 }
 
 /* Credentials sharing a code while the index is dropped: at the end the
@@ -1128,16 +1128,24 @@ Test(store, bulk_load_refuses_duplicates_as_in_order)
 
 	cr_assert_eq(r.n, 7, "d2, d3, d4, u3 (codes held twice), v6 (one plate too many), k1 and its card; got %d",
 		     r.n);
-	cr_assert_geq(refused_has(&r, "u3"), 0);
+	int i = refused_has(&r, "u3");
+	cr_assert_geq(i, 0);
+	cr_assert_not_null(strstr(r.msg[i], "already registered"), "refused as a duplicate, as in order: %s", r.msg[i]);
 	cr_assert_eq(refused_has(&r, "u6"), -1, "the duplicate did not count towards p103's five UHF cards");
 	int vi = refused_has(&r, "v6");
 	cr_assert_geq(vi, 0);
 	cr_assert_not_null(strstr(r.msg[vi], "at most 5"), "%s", r.msg[vi]);
-	cr_assert_geq(refused_has(&r, "kc1"), 0, "a refused temp key's card is refused with it, as in order");
-	cr_assert_eq(sql_int(st, "SELECT count(*) FROM credentials WHERE person = 'p103' AND type = 'uhf'"), 5);
-	cr_assert_eq(sql_int(st, "SELECT count(*) FROM credentials WHERE person = 'p101' AND type = 'plate'"), 5);
+	i = refused_has(&r, "kc1");
+	cr_assert_geq(i, 0, "a refused temp key's card is refused with it, as in order");
+	cr_assert_not_null(strstr(r.msg[i], "temp_key"), "%s", r.msg[i]);
+	i = refused_has(&r, "k1");
+	cr_assert_not_null(strstr(r.msg[i], "PIN is already in use"), "%s", r.msg[i]);
+	cr_assert_eq(sql_int(st, "SELECT count(*) FROM credentials WHERE person = 'p103' AND type = 'uhf'",
+			     (const char *)NULL), 5);
+	cr_assert_eq(sql_int(st, "SELECT count(*) FROM credentials WHERE person = 'p101' AND type = 'plate'",
+			     (const char *)NULL), 5);
 	cr_assert(exists(st, ENT_CREDENTIAL, "v5"));
-	int i = refused_has(&r, "d2");
+	i = refused_has(&r, "d2");
 	cr_assert_geq(i, 0);
 	cr_assert_eq(r.rev[i], 101);
 	char want[400];
@@ -1160,7 +1168,7 @@ Test(store, bulk_load_refuses_duplicates_as_in_order)
 	cr_assert_not(exists(st, ENT_TEMP_KEY, "k1"));
 	cr_assert(exists(st, ENT_TEMP_KEY, "k2"));
 	cr_assert_eq(sql_int(st, "SELECT count(*) FROM (SELECT 1 FROM credentials GROUP BY type, code, scope "
-				 "HAVING count(*) > 1)"), 0, "no code is held twice");
+				 "HAVING count(*) > 1)", (const char *)NULL), 0, "no code is held twice");
 
 	/* nothing open: nothing done */
 	cr_assert_eq(store_begin(st), 0);
