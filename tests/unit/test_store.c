@@ -1102,6 +1102,10 @@ Test(store, bulk_load_refuses_duplicates_as_in_order)
 		c.rev = 120 + i;
 		put_ctx(st, ENT_CREDENTIAL, t, &c);
 	}
+	/* p102's plate with the code of p101's sixth: in order the sixth is
+	 * refused for p101's limit, so the code is free for p102 */
+	c.rev = 130;
+	put_ctx(st, ENT_CREDENTIAL, q("{'id':'w2','person':'p102','type':'plate','code':'W6AB'}"), &c);
 	c.rev = 107; /* a temp key's PIN: refused at once */
 	json_t *j = tu_json(q("{'id':'d6','person':'p103','type':'pin','code':'6666'}"));
 	cr_assert_eq(ent_put(st, ENT_CREDENTIAL, NULL, j, &c, NULL, &err), -1);
@@ -1145,6 +1149,7 @@ Test(store, bulk_load_refuses_duplicates_as_in_order)
 	cr_assert_eq(sql_int(st, "SELECT count(*) FROM credentials WHERE person = 'p101' AND type = 'plate'",
 			     (const char *)NULL), 5);
 	cr_assert(exists(st, ENT_CREDENTIAL, "v5"));
+	cr_assert(exists(st, ENT_CREDENTIAL, "w2"), "a plate whose first holder was one too many is kept");
 	i = refused_has(&r, "d2");
 	cr_assert_geq(i, 0);
 	cr_assert_eq(r.rev[i], 101);
