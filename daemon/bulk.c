@@ -13,25 +13,35 @@
 
 #define INDEX "credentials_lookup"
 
-int bulk_begin(store_t *st, gh_err_t *err)
+/* The lookup index's SQL (*SQL, to free), NULL when it does not exist. */
+static int index_sql(store_t *st, char **sql, gh_err_t *err)
 {
 	sqlite3_stmt *s = store_stmt(st, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = '" INDEX "'");
 	if (!s)
 		return store_db_err(st, err, "reading the lookup index");
-	char *sql = NULL;
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-		sql = strdup((const char *)sqlite3_column_text(s, 0));
+	*sql = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)
+		       ? strdup((const char *)sqlite3_column_text(s, 0)) : NULL;
 	sqlite3_reset(s);
+	return 0;
+}
+
+int bulk_begin(store_t *st, gh_err_t *err)
+{
+	char *sql;
+	if (index_sql(st, &sql, err))
+		return -1;
 	if (!sql)
 		return 0; /* dropped already: a bulk load is open */
+	if (store_begin(st)) {
+		free(sql);
+		return store_db_err(st, err, "begin");
+	}
 	/* both or neither: the SQL kept and the index dropped */
-	int rc = store_begin(st) ? store_db_err(st, err, "begin")
-	       : store_kv_set(st, "bulk_index_sql", sql) ? store_db_err(st, err, "keeping the lookup index")
-							   : store_exec(st, "DROP INDEX " INDEX, err);
+	int rc = store_kv_set(st, "bulk_index_sql", sql) ? store_db_err(st, err, "keeping the lookup index")
+							  : store_exec(st, "DROP INDEX " INDEX, err);
 	free(sql);
 	if (rc) {
-		if (store_in_tx(st))
-			store_rollback(st); /* store_bulk read back: 0 */
+		store_rollback(st); /* store_bulk read back: 0 */
 		return -1;
 	}
 	if (store_commit(st))
@@ -119,46 +129,29 @@ static int replay(store_t *st, json_t *entities, bulk_refused_fn refused, void *
 	return n;
 }
 
-/* the lookup index exists (a bulk load whose index was built, or never
- * dropped: its SQL is only to be forgotten) */
-static int index_exists(store_t *st)
-{
-	sqlite3_stmt *s = store_stmt(st, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '" INDEX "'");
-	int n = s && sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
-	if (s)
-		sqlite3_reset(s);
-	return n;
-}
-
 int bulk_end(store_t *st, bulk_refused_fn refused, void *ctx, gh_err_t *err)
 {
-	char *sql = NULL;
-	sqlite3_stmt *s = store_stmt(st, "SELECT value FROM sync_state WHERE key = 'bulk_index_sql'");
-	if (!s)
-		return store_db_err(st, err, "reading the lookup index");
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) && sqlite3_column_bytes(s, 0))
-		sql = strdup((const char *)sqlite3_column_text(s, 0));
-	sqlite3_reset(s);
-	if (!sql) {
+	char sql[1024], *have;
+	if (store_kv_get(st, "bulk_index_sql", sql, sizeof sql) || !sql[0]) {
 		store_set_bulk(st, 0);
 		return 0;
 	}
 	const settings_t *set = settings_get(st);
-	int exists = index_exists(st);
-	if (!set || exists < 0) {
-		free(sql);
+	if (!set)
 		return store_db_err(st, err, "reading settings");
-	}
+	if (index_sql(st, &have, err))
+		return -1;
 	uint64_t t0 = gh_mono_ms();
 	/* the sort: with temporary files in memory SQLite sorts it all in
-	 * memory (1M credentials: ~80 MB); on the disk it keeps a page cache */
+	 * memory (1M credentials: ~80 MB); on the disk it keeps a page cache.
+	 * An index that exists (never dropped) only has its SQL forgotten. */
 	int rc = 0;
-	if (!exists) {
+	if (!have) {
 		store_exec(st, "PRAGMA temp_store = FILE", NULL);
 		rc = store_exec(st, sql, err);
 		store_exec(st, "PRAGMA temp_store = MEMORY", NULL);
 	}
-	free(sql);
+	free(have);
 	if (rc || store_kv_set(st, "bulk_index_sql", ""))
 		return rc ? -1 : store_db_err(st, err, "keeping the lookup index");
 	/* from here a rollback makes it 1 again (store_rollback reads it back) */

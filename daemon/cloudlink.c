@@ -967,16 +967,6 @@ static void bulk_refused(void *ctx, ent_t e, const char *id, int64_t rev, const 
  * BULK_RETRY_MS, doubled up to 10 minutes. */
 #define BULK_RETRY_MS 10000
 
-static void bulk_failed(cloudlink_t *c, const char *why)
-{
-	c->bulk_retry_ms = c->bulk_retry_ms ? c->bulk_retry_ms * 2 : BULK_RETRY_MS;
-	if (c->bulk_retry_ms > 600000)
-		c->bulk_retry_ms = 600000;
-	c->bulk_next_ms = gh_mono_ms() + (uint64_t)c->bulk_retry_ms;
-	log_err("cloud", "building the credentials' lookup index: %s (tried again in %d s)", why,
-		c->bulk_retry_ms / 1000);
-}
-
 static void end_bulk(cloudlink_t *c)
 {
 	gh_err_t err = { 0 };
@@ -995,7 +985,12 @@ static void end_bulk(cloudlink_t *c)
 	} else {
 		snprintf(err.message, sizeof err.message, "the database is busy");
 	}
-	bulk_failed(c, err.message);
+	c->bulk_retry_ms = c->bulk_retry_ms ? c->bulk_retry_ms * 2 : BULK_RETRY_MS;
+	if (c->bulk_retry_ms > 600000)
+		c->bulk_retry_ms = 600000;
+	c->bulk_next_ms = gh_mono_ms() + (uint64_t)c->bulk_retry_ms;
+	log_err("cloud", "building the credentials' lookup index: %s (tried again in %d s)", err.message,
+		c->bulk_retry_ms / 1000);
 }
 
 static int start_pull_at(cloudlink_t *c, int64_t since, const char *cursor)
@@ -1168,19 +1163,10 @@ static int on_state(cloudlink_t *c, creq_t *r, json_t *j)
 		if (!has_more || !is_full)
 			kv_int_set(c->st, "rev", json_integer_value(rev));
 		int64_t lrev0 = kv_int(c->st, "cloud_snap_lrev0");
-		gh_err_t err = { 0 };
 		/* inside another unit's transaction (the loop pass) the page is a
 		 * savepoint of it: the index is built by the next tick (end_bulk) */
-		if (own && store_begin(c->st) == 0) {
-			/* a failure undoes the build only: the page is kept and the
-			 * tick tries again (end_bulk, with its backoff) */
-			if (bulk_end(c->st, bulk_refused, c, &err) == 0) {
-				store_commit(c->st);
-			} else {
-				store_rollback(c->st);
-				bulk_failed(c, err.message);
-			}
-		}
+		if (own)
+			end_bulk(c); /* a savepoint: a failure keeps the page, the tick tries again */
 		if (!rc && !has_more && lrev0 != 0) {
 			if (lrev0 > 0)
 				rc = sweep(c, lrev0);

@@ -460,12 +460,11 @@ static int find_holders(dctx_t *d, holder_t *h, int *nh, gh_err_t *err)
 		}
 		for (int i = 0; i < nscopes; i++) {
 			/* no lookup index while a first snapshot loads (bulk.h): a scan */
-			sqlite3_stmt *s = store_stmt(st, store_bulk(st)
-				? "SELECT id, person, temp_key, valid_from, valid_until, long_term, type FROM credentials "
-				  "WHERE type = ? AND code = ? AND scope = ? LIMIT 8"
-				: "SELECT id, person, temp_key, valid_from, valid_until, "
-				  "long_term, type FROM credentials INDEXED BY credentials_lookup "
-				  "WHERE type = ? AND code = ? AND scope = ? LIMIT 8");
+#define HOLDERS(index) "SELECT id, person, temp_key, valid_from, valid_until, long_term, type FROM credentials " \
+	index "WHERE type = ? AND code = ? AND scope = ? LIMIT 8"
+			sqlite3_stmt *s = store_stmt(st, store_bulk(st) ? HOLDERS("")
+								 : HOLDERS("INDEXED BY credentials_lookup "));
+#undef HOLDERS
 			if (!s)
 				return store_db_err(st, err, "reading credential");
 			sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);

@@ -377,18 +377,16 @@ unsigned store_serial(store_t *st) { return st->serial; }
 unsigned store_settings_gen_local(store_t *st) { return st->settings_gen; }
 void store_settings_touch(store_t *st) { st->settings_gen++; }
 
-/* a PRAGMA's value; DFLT when it cannot be read */
-static int64_t pragma_int(store_t *st, const char *sql, int64_t dflt)
+int store_schema_version(store_t *st)
 {
 	sqlite3_stmt *s = NULL;
-	int64_t v = dflt;
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
+	int v = -1;
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
 	sqlite3_finalize(s);
 	return v;
 }
-
-int store_schema_version(store_t *st) { return (int)pragma_int(st, "PRAGMA user_version", -1); }
 
 /* Each migration runs in one transaction together with its user_version,
  * so a crash leaves the database at the previous version, never between. */
